@@ -1,0 +1,146 @@
+// Package docgen renders the configuration reference of our plugins from their
+// Benthos specs, so the README can never drift from what the binary accepts.
+//
+// The README holds the rendered text between the markers BeginMarker and
+// EndMarker. A test in this package fails when that text is stale; refresh it
+// with `go generate ./internal/docgen`.
+package docgen
+
+//go:generate go test . -run TestReadmeReferenceIsCurrent -update
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+// Markers delimit the generated reference inside README.md.
+const (
+	BeginMarker = "<!-- BEGIN GENERATED REFERENCE (go generate ./internal/docgen) -->"
+	EndMarker   = "<!-- END GENERATED REFERENCE -->"
+)
+
+// Component names one plugin to document.
+type Component struct {
+	Kind string // "input", "output" or "metrics"
+	Name string
+}
+
+// Components lists the plugins that this distribution adds, in README order.
+var Components = []Component{
+	{Kind: "input", Name: "mqtt"},
+	{Kind: "output", Name: "danube"},
+	{Kind: "metrics", Name: "prometheus"},
+}
+
+// Reference renders the Markdown reference of every component in comps, as
+// registered in env.
+func Reference(env *service.Environment, comps []Component) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, c := range comps {
+		view, ok := lookup(env, c)
+		if !ok {
+			return nil, fmt.Errorf("%s %q is not registered in the environment", c.Kind, c.Name)
+		}
+		data, err := view.TemplateData()
+		if err != nil {
+			return nil, fmt.Errorf("read spec of %s %q: %w", c.Kind, c.Name, err)
+		}
+		writeComponent(&buf, c, data)
+	}
+	return buf.Bytes(), nil
+}
+
+func lookup(env *service.Environment, c Component) (*service.ConfigView, bool) {
+	switch c.Kind {
+	case "input":
+		return env.GetInputConfig(c.Name)
+	case "output":
+		return env.GetOutputConfig(c.Name)
+	case "metrics":
+		return env.GetMetricsConfig(c.Name)
+	}
+	return nil, false
+}
+
+func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin) {
+	fmt.Fprintf(buf, "### `%s` %s\n\n", c.Name, c.Kind)
+	if d.Summary != "" {
+		fmt.Fprintf(buf, "%s\n\n", strings.TrimSpace(d.Summary))
+	}
+	if d.Description != "" {
+		fmt.Fprintf(buf, "%s\n\n", demoteHeadings(strings.TrimSpace(d.Description)))
+	}
+	if d.AdvancedConfigYAML != "" {
+		fmt.Fprintf(buf, "All fields with their defaults:\n\n```yaml\n%s\n```\n\n", strings.TrimSpace(d.AdvancedConfigYAML))
+	}
+	if len(d.Fields) > 0 {
+		buf.WriteString("| field | type | default | description |\n|---|---|---|---|\n")
+		for _, f := range d.Fields {
+			def := f.DefaultMarshalled
+			if def == "" {
+				def = "required"
+			}
+			typ := f.Type
+			if f.IsSecret {
+				typ += ", secret"
+			}
+			if f.IsInterpolated {
+				typ += ", interpolated"
+			}
+			desc := oneLine(f.Description)
+			if len(f.Options) > 0 {
+				desc += " Options: `" + strings.Join(f.Options, "`, `") + "`."
+			}
+			for _, o := range f.AnnotatedOptions {
+				desc += fmt.Sprintf(" `%s`: %s", o[0], oneLine(o[1]))
+			}
+			if len(f.ExamplesMarshalled) > 0 {
+				desc += " Example: `" + oneLine(f.ExamplesMarshalled[0]) + "`."
+			}
+			fmt.Fprintf(buf, "| `%s` | %s | `%s` | %s |\n", f.FullName, typ, cell(def), cell(desc))
+		}
+		buf.WriteString("\n")
+	}
+	for _, ex := range d.Examples {
+		fmt.Fprintf(buf, "**Example: %s.** %s\n\n```yaml\n%s\n```\n\n", ex.Title, oneLine(ex.Summary), strings.TrimSpace(ex.Config))
+	}
+}
+
+// demoteHeadings keeps spec headings below the README's own section levels.
+func demoteHeadings(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "#") {
+			lines[i] = "###" + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func cell(s string) string {
+	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+// Splice replaces the text between the markers in doc with ref.
+func Splice(doc, ref []byte) ([]byte, error) {
+	b := bytes.Index(doc, []byte(BeginMarker))
+	e := bytes.Index(doc, []byte(EndMarker))
+	if b < 0 || e < 0 || e < b {
+		return nil, errors.New("README.md lacks the generated-reference markers")
+	}
+	var out bytes.Buffer
+	out.Write(doc[:b+len(BeginMarker)])
+	out.WriteString("\n\n")
+	out.Write(bytes.TrimSpace(ref))
+	out.WriteString("\n\n")
+	out.Write(doc[e:])
+	return out.Bytes(), nil
+}
