@@ -1,0 +1,34 @@
+// Package danubetest provides an in-memory Danube broker for tests, in the
+// style of net/http/httptest.
+//
+// It is NOT Danube: nothing is persisted, there is no WAL, no Raft and no
+// admin API. It serves the client-facing gRPC protocol (danube.ProducerService,
+// danube.ConsumerService, danube.Discovery, danube.HealthCheck and a subset of
+// danube_schema.SchemaRegistry) over a real grpc-go server on a loopback
+// listener, and reproduces the broker behaviours a client depends on: topic
+// auto-creation, namespaces, name validation, partitions, lookup redirects
+// between brokers of one cluster, reliable dispatch with nack and ack-timeout
+// redelivery, the 4 MiB request limit (OutOfRange), token authentication and
+// health-check CLOSE after a restart. See ../shared/docs/danube-protocol.md §6.
+//
+// Typical use in a test:
+//
+//	srv := danubetest.NewTestServer(t, danubetest.WithNamespaces("iot"))
+//	client, err := danube.NewClient(srv.URL())
+//	// ... produce ...
+//	if err := srv.WaitForMessages(ctx, "/iot/temps", 3); err != nil {
+//		t.Fatal(err)
+//	}
+//	msgs := srv.Messages("/iot/temps")
+//
+// Fault injection: Restart drops every producer and consumer (sends then get
+// NotFound, health checks CLOSE), Stop and Start close and reopen the
+// listener on the same address, FailNext makes the next calls of one RPC
+// fail with a chosen code, and SetLatency delays every RPC.
+//
+// Two brokers sharing one cluster (for redirect tests) are built with
+// NewCluster and Cluster.AddBroker; Server.MoveTopic and Server.SetDraining
+// simulate topic moves and unloads.
+//
+// All read-back methods are safe for concurrent use and return copies.
+package danubetest
