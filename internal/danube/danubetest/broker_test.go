@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/benthos-danube/benthos-danube/internal/danubepb"
@@ -248,6 +249,18 @@ func TestProxyLookup(t *testing.T) {
 	mustOK(t, err)
 	if !l.GetProxy() || l.GetConnectUrl() != "http://proxy:1234" || l.GetBrokerUrl() != s.URL() {
 		t.Fatalf("%+v", l)
+	}
+	if got := s.BrokerURLHeaders(); len(got) != 0 {
+		t.Fatalf("headers recorded without any sent: %+v", got)
+	}
+	hctx := metadata.AppendToOutgoingContext(ctx, ProxyHeader, s.URL())
+	_, err = st.disc.TopicLookup(hctx, &danubepb.TopicLookupRequest{Topic: "/default/t"})
+	mustOK(t, err)
+	_, err = st.createProducer(hctx, "/default/t", "p2", nonReliable)
+	mustOK(t, err)
+	want := []HeaderRecord{{RPC: "TopicLookup", Value: s.URL()}, {RPC: "CreateProducer", Value: s.URL()}}
+	if got := s.BrokerURLHeaders(); !slices.Equal(got, want) {
+		t.Fatalf("BrokerURLHeaders = %+v, want %+v", got, want)
 	}
 }
 

@@ -43,18 +43,33 @@ type Server struct {
 	done   chan struct{}
 	kickCh chan struct{}
 
-	faultMu  sync.Mutex
-	failures map[string]*failure
-	latency  time.Duration
-	authSeen []string
-	interned map[string]string
+	faultMu   sync.Mutex
+	failures  map[string]*failure
+	latency   time.Duration
+	authSeen  []string
+	proxySeen []HeaderRecord
+	interned  map[string]string
 }
+
+// HeaderRecord is one RPC that carried a recorded metadata header.
+type HeaderRecord struct {
+	// RPC is the method name, e.g. "CreateProducer" or "TopicLookup".
+	RPC string
+	// Value is the header's first value.
+	Value string
+}
+
+// ProxyHeader is the metadata key a client adds to producer and consumer RPCs
+// when a lookup answered proxy = true (protocol §1.5). The broker ignores it
+// for routing; BrokerURLHeaders records it.
+const ProxyHeader = "x-danube-broker-url"
 
 type failure struct {
 	n    int
 	code codes.Code
 }
 
+// maxAuthRecords bounds Authorizations and BrokerURLHeaders each.
 const maxAuthRecords = 1 << 20
 
 // NewServer starts a broker with its own one-broker cluster. It listens on
@@ -321,6 +336,16 @@ func (s *Server) Authorizations() []string {
 	return append([]string(nil), s.authSeen...)
 }
 
+// BrokerURLHeaders returns every RPC that carried the "x-danube-broker-url"
+// proxy header (ProxyHeader), with its value, in order. RPCs without the
+// header are not recorded, so a lookup that wrongly carried it shows up here
+// as "TopicLookup".
+func (s *Server) BrokerURLHeaders() []HeaderRecord {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return append([]HeaderRecord(nil), s.proxySeen...)
+}
+
 // Messages returns copies of everything SendMessage accepted for the exact
 // topic or partition name, in order (cluster-wide).
 func (s *Server) Messages(topicName string) []Message { return s.cluster.Messages(topicName) }
@@ -375,14 +400,13 @@ func (s *Server) pre(ctx context.Context, rpc string) error {
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
+	proxy := md.Get(ProxyHeader)
 	s.faultMu.Lock()
 	if len(vals) > 0 && len(s.authSeen) < maxAuthRecords {
-		v, ok := s.interned[vals[0]]
-		if !ok {
-			v = vals[0]
-			s.interned[v] = v
-		}
-		s.authSeen = append(s.authSeen, v)
+		s.authSeen = append(s.authSeen, s.internLocked(vals[0]))
+	}
+	if len(proxy) > 0 && len(s.proxySeen) < maxAuthRecords {
+		s.proxySeen = append(s.proxySeen, HeaderRecord{RPC: rpc, Value: s.internLocked(proxy[0])})
 	}
 	s.faultMu.Unlock()
 	if len(s.tokens) > 0 {
@@ -408,6 +432,16 @@ func (s *Server) pre(ctx context.Context, rpc string) error {
 		return status.Errorf(f.code, "danubetest: injected %s failure", rpc)
 	}
 	return nil
+}
+
+// internLocked returns a shared copy of v so that millions of identical
+// recorded header values cost one string. faultMu must be held.
+func (s *Server) internLocked(v string) string {
+	if iv, ok := s.interned[v]; ok {
+		return iv
+	}
+	s.interned[v] = v
+	return v
 }
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
