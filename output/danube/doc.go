@@ -1,0 +1,19 @@
+// Package danubeout implements the `danube` Benthos batch output, which
+// writes messages to Danube topics through the internal Danube client.
+//
+// Importing the package registers the output on Benthos' global environment;
+// Register does the same on an isolated environment (tests).
+//
+// # Ordering
+//
+// Benthos runs max_in_flight writer goroutines that race each other, so the
+// order in which WriteBatch is entered is not the order in which the pipeline
+// emitted the messages. The output therefore appends a mutation to its
+// batching policy that stamps every message with a counter (metadata
+// danube_output_seq) in Benthos' single batching goroutine. WriteBatch hands
+// keyed messages to a sequencer that admits them strictly in stamp order into
+// one FIFO queue per (producer, key), each sent one at a time. Messages
+// without a key are sent concurrently. A failed message is retried by Benthos
+// later, after later messages of its key may have been delivered: only a
+// failure can reorder a key.
+package danubeout

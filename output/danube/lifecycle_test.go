@@ -1,0 +1,70 @@
+package danubeout
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
+)
+
+// TestCloseDrainsAndStopsGoroutines drives the output directly: sends in
+// flight when Close is called complete, and no goroutine of the output, its
+// producer cache or the client survives Close.
+func TestCloseDrainsAndStopsGoroutines(t *testing.T) {
+	srv := danubetest.NewTestServer(t)
+	srv.SetLatency(200 * time.Millisecond)
+	ignore := goleak.IgnoreCurrent()
+
+	conf, err := Spec().ParseYAML(fmt.Sprintf(`url: %s
+topic: /default/drain
+producer_idle_timeout: 20ms`, srv.URL()), service.NewEnvironment())
+	require.NoError(t, err)
+	out, err := newOutput(conf, service.MockResources())
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, out.Connect(ctx))
+
+	res := make(chan error, 1)
+	go func() {
+		m := service.NewMessage([]byte("in flight"))
+		m.MetaSetMut("mqtt_topic", "dev/1")
+		res <- out.WriteBatch(ctx, service.MessageBatch{m})
+	}()
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, out.Close(ctx))
+	require.NoError(t, <-res, "the send in flight was drained, not cancelled")
+	assert.Equal(t, 1, srv.MessageCount("/default/drain"))
+	require.Error(t, out.WriteBatch(ctx, service.MessageBatch{service.NewMessage([]byte("late"))}))
+	require.NoError(t, out.Close(ctx), "Close is idempotent")
+	goleak.VerifyNone(t, ignore)
+}
+
+func TestSequencerOrdersAcrossCalls(t *testing.T) {
+	s := newSequencer()
+	var got []int64
+	done := make(chan struct{}, 10)
+	mk := func(seq int64) *seqItem {
+		return &seqItem{seq: seq, domain: "k", run: func() { got = append(got, seq); done <- struct{}{} }}
+	}
+	// Arrival order 3, 2, 4(skip), 1: admission restores 1, 2, 3.
+	s.submit(mk(3))
+	s.submit(mk(2))
+	s.skip(4)
+	assert.Empty(t, got)
+	s.submit(mk(1))
+	for range 3 {
+		<-done
+	}
+	assert.Equal(t, []int64{1, 2, 3}, got)
+	// A retried (old) stamp is admitted at once.
+	s.submit(mk(2))
+	<-done
+	s.close()
+}

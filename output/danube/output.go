@@ -1,0 +1,644 @@
+package danubeout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/internal/danube"
+)
+
+// Metric names emitted through mgr.Metrics().
+const (
+	MetricProducersOpen      = "danube_output_producers_open"
+	MetricSendRetries        = "danube_output_send_retries"
+	MetricProducersRecreated = "danube_output_producers_recreated"
+)
+
+// metaSeq is the metadata key carrying the pipeline-order sequence number that
+// the batching stage stamps on every message (see orderedBatchPolicy). It is
+// never sent as an attribute.
+const metaSeq = "danube_output_seq"
+
+// errClosed is returned by WriteBatch after Close.
+var errClosed = errors.New("danube output is closed")
+
+type output struct {
+	url         string
+	clientOpts  []danube.Option
+	topic       *service.InterpolatedString
+	staticTopic string
+	// topicIsStatic: topic has no interpolation (validated at start-up).
+	topicIsStatic bool
+	key           *service.InterpolatedString
+	partitions    int
+	reliable      bool
+	producerName  string
+	attrs         *service.MetadataFilter // nil: all metadata except danube_*
+	schema        *danube.SchemaRef
+	sendTimeout   time.Duration
+	log           *service.Logger
+
+	mOpen      *service.MetricGauge
+	mRetries   *service.MetricCounter
+	mRecreated *service.MetricCounter
+
+	clientMu sync.RWMutex
+	client   *danube.Client
+
+	cache *producerCache
+	seq   *sequencer
+
+	// closeCtx is cancelled by Close once in-flight sends were given the
+	// chance to drain; it bounds every send.
+	closeCtx    context.Context
+	closeCancel context.CancelFunc
+	inflight    sync.WaitGroup
+	closeMu     sync.RWMutex
+	closed      bool
+}
+
+func newFromConfig(env *service.Environment, conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+	o, err := newOutput(conf, mgr)
+	if err != nil {
+		return nil, service.BatchPolicy{}, 0, err
+	}
+	var pol service.BatchPolicy
+	if k, ok := o.key.Static(); ok && k == "" {
+		// No key: nothing to order, skip the stamping stage.
+		pol, err = conf.FieldBatchPolicy(fieldBatching)
+		if err != nil {
+			return nil, service.BatchPolicy{}, 0, fmt.Errorf("danube output: field batching: %w", err)
+		}
+	} else if pol, err = orderedBatchPolicy(env, conf); err != nil {
+		return nil, service.BatchPolicy{}, 0, err
+	}
+	mif, err := conf.FieldMaxInFlight()
+	if err != nil {
+		return nil, service.BatchPolicy{}, 0, fmt.Errorf("danube output: field max_in_flight: %w", err)
+	}
+	if mif < 1 {
+		return nil, service.BatchPolicy{}, 0, fmt.Errorf("danube output: field max_in_flight must be at least 1, got %d", mif)
+	}
+	return o, pol, mif, nil
+}
+
+func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, error) {
+	o := &output{log: mgr.Logger()}
+	var err error
+	if o.url, err = conf.FieldString(fieldURL); err != nil {
+		return nil, fmt.Errorf("danube output: field url: %w", err)
+	}
+	if strings.TrimSpace(o.url) == "" {
+		return nil, errors.New("danube output: field url must not be empty")
+	}
+	if o.topic, err = conf.FieldInterpolatedString(fieldTopic); err != nil {
+		return nil, fmt.Errorf("danube output: field topic: %w", err)
+	}
+	if s, ok := o.topic.Static(); ok {
+		if err := danube.ValidateTopic(s); err != nil {
+			return nil, fmt.Errorf("danube output: field topic: %q is not a valid Danube topic, the required form is /namespace/topic: %w", s, err)
+		}
+		o.staticTopic, o.topicIsStatic = s, true
+	}
+	if o.key, err = conf.FieldInterpolatedString(fieldKey); err != nil {
+		return nil, fmt.Errorf("danube output: field key: %w", err)
+	}
+	if o.partitions, err = conf.FieldInt(fieldPartitions); err != nil {
+		return nil, fmt.Errorf("danube output: field partitions: %w", err)
+	}
+	if o.partitions < 0 {
+		return nil, fmt.Errorf("danube output: field partitions must be >= 0, got %d", o.partitions)
+	}
+	if o.reliable, err = conf.FieldBool(fieldReliable); err != nil {
+		return nil, fmt.Errorf("danube output: field reliable_dispatch: %w", err)
+	}
+	if o.producerName, err = conf.FieldString(fieldProducerName); err != nil {
+		return nil, fmt.Errorf("danube output: field producer_name: %w", err)
+	}
+	if o.producerName == "" {
+		return nil, errors.New("danube output: field producer_name must not be empty")
+	}
+	if conf.Contains(fieldAttributes) {
+		if o.attrs, err = conf.FieldMetadataFilter(fieldAttributes); err != nil {
+			return nil, fmt.Errorf("danube output: field attributes: %w", err)
+		}
+		if o.attrs.IsEmpty() {
+			o.attrs = nil
+		}
+	}
+	subject, err := conf.FieldString(fieldSchema, fieldSchemaSubject)
+	if err != nil {
+		return nil, fmt.Errorf("danube output: field schema.subject: %w", err)
+	}
+	version, err := conf.FieldInt(fieldSchema, fieldSchemaVersion)
+	if err != nil {
+		return nil, fmt.Errorf("danube output: field schema.version: %w", err)
+	}
+	if version < 0 {
+		return nil, fmt.Errorf("danube output: field schema.version must be >= 0, got %d", version)
+	}
+	if subject != "" {
+		o.schema = &danube.SchemaRef{Subject: subject, PinnedVersion: uint32(version)}
+	}
+	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
+	if err != nil {
+		return nil, fmt.Errorf("danube output: field tls: %w", err)
+	}
+	if tlsOn {
+		o.clientOpts = append(o.clientOpts, danube.WithTLS(tlsConf))
+	}
+	token, err := conf.FieldString(fieldToken)
+	if err != nil {
+		return nil, fmt.Errorf("danube output: field token: %w", err)
+	}
+	tokenFile, err := conf.FieldString(fieldTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("danube output: field token_file: %w", err)
+	}
+	switch {
+	case tokenFile != "":
+		o.clientOpts = append(o.clientOpts, danube.WithTokenFile(tokenFile))
+	case token != "":
+		o.clientOpts = append(o.clientOpts, danube.WithToken(token))
+	}
+	if o.sendTimeout, err = conf.FieldDuration(fieldSendTimeout); err != nil {
+		return nil, fmt.Errorf("danube output: field send_timeout: %w", err)
+	}
+	if o.sendTimeout <= 0 {
+		return nil, fmt.Errorf("danube output: field send_timeout must be positive, got %v", o.sendTimeout)
+	}
+	maxProducers, err := conf.FieldInt(fieldMaxProducers)
+	if err != nil {
+		return nil, fmt.Errorf("danube output: field max_producers: %w", err)
+	}
+	if maxProducers < 1 {
+		return nil, fmt.Errorf("danube output: field max_producers must be at least 1, got %d", maxProducers)
+	}
+	idle, err := conf.FieldDuration(fieldProducerIdle)
+	if err != nil {
+		return nil, fmt.Errorf("danube output: field producer_idle_timeout: %w", err)
+	}
+	if idle <= 0 {
+		return nil, fmt.Errorf("danube output: field producer_idle_timeout must be positive, got %v", idle)
+	}
+
+	m := mgr.Metrics()
+	o.mOpen = m.NewGauge(MetricProducersOpen)
+	o.mRetries = m.NewCounter(MetricSendRetries)
+	o.mRecreated = m.NewCounter(MetricProducersRecreated)
+	o.mOpen.Set(0)
+	o.mRetries.Incr(0) // expose the series before the first retry
+	o.mRecreated.Incr(0)
+
+	o.closeCtx, o.closeCancel = context.WithCancel(context.Background())
+	o.cache = newProducerCache(maxProducers, idle, o.newProducer, func(n int) { o.mOpen.Set(int64(n)) })
+	o.seq = newSequencer()
+	return o, nil
+}
+
+// orderedBatchPolicy returns the user's batching policy with one more batch
+// processor appended: a mutation stamping metaSeq with a counter. Benthos
+// runs batch processors in the output's single batching goroutine, before the
+// max_in_flight writer goroutines race each other, so the stamp is the order
+// in which the pipeline emitted the messages. A no-op policy becomes count 1,
+// which flushes every message immediately.
+func orderedBatchPolicy(env *service.Environment, conf *service.ParsedConfig) (service.BatchPolicy, error) {
+	user, err := conf.FieldBatchPolicy(fieldBatching)
+	if err != nil {
+		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
+	}
+	raw, err := conf.FieldAny(fieldBatching)
+	if err != nil {
+		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
+	}
+	m := map[string]any{}
+	if rm, ok := raw.(map[string]any); ok {
+		for k, v := range rm {
+			m[k] = v
+		}
+	}
+	if user.IsNoop() {
+		m["count"] = 1
+	}
+	var procs []any
+	if p, ok := m["processors"].([]any); ok {
+		procs = append(procs, p...)
+	}
+	procs = append(procs, map[string]any{"mutation": "meta " + metaSeq + " = counter()"})
+	m["processors"] = procs
+	js, err := json.Marshal(map[string]any{fieldBatching: m})
+	if err != nil {
+		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
+	}
+	spec := service.NewConfigSpec().Field(service.NewBatchPolicyField(fieldBatching))
+	pc, err := spec.ParseYAML(string(js), env)
+	if err != nil {
+		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
+	}
+	pol, err := pc.FieldBatchPolicy(fieldBatching)
+	if err != nil {
+		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
+	}
+	return pol, nil
+}
+
+// Connect creates the client on first use and checks that the broker is
+// reachable. Producers are created lazily by WriteBatch.
+func (o *output) Connect(ctx context.Context) error {
+	o.closeMu.RLock()
+	defer o.closeMu.RUnlock()
+	if o.closed {
+		return errClosed
+	}
+	o.clientMu.Lock()
+	if o.client == nil {
+		c, err := danube.NewClient(o.url, o.clientOpts...)
+		if err != nil {
+			o.clientMu.Unlock()
+			return fmt.Errorf("danube output: creating client for %s: %w", o.url, err)
+		}
+		o.client = c
+	}
+	c := o.client
+	o.clientMu.Unlock()
+
+	pctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
+	defer cancel()
+	if err := c.Ping(pctx); err != nil {
+		return fmt.Errorf("danube output: broker %s unreachable: %w", o.url, err)
+	}
+	return nil
+}
+
+func (o *output) getClient() *danube.Client {
+	o.clientMu.RLock()
+	defer o.clientMu.RUnlock()
+	return o.client
+}
+
+// producerNameFor returns "<producer_name>-ns-t" for topic /ns/t.
+func (o *output) producerNameFor(topic string) string {
+	return o.producerName + "-" + strings.ReplaceAll(strings.TrimPrefix(topic, "/"), "/", "-")
+}
+
+func (o *output) newProducer(ctx context.Context, k producerKey) (*danube.Producer, error) {
+	c := o.getClient()
+	if c == nil {
+		return nil, service.ErrNotConnected
+	}
+	dispatch := danube.DispatchNonReliable
+	if k.reliable {
+		dispatch = danube.DispatchReliable
+	}
+	p, err := c.NewProducer(ctx, danube.ProducerConfig{
+		Topic:      k.topic,
+		Name:       o.producerNameFor(k.topic),
+		Partitions: k.partitions,
+		Dispatch:   dispatch,
+		Schema:     o.schema,
+		Hooks: danube.ProducerHooks{
+			OnRetry:    func(string) { o.mRetries.Incr(1) },
+			OnRecreate: func(string) { o.mRecreated.Incr(1) },
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating producer for %s: %w", k.topic, err)
+	}
+	return p, nil
+}
+
+// pending is one message of a WriteBatch call on its way to the broker.
+type pending struct {
+	idx     int
+	key     producerKey
+	msg     danube.Message
+	seq     int64 // 0: not stamped
+	ordered bool  // has a routing key: sent in sequence per (producer, key)
+	err     error
+	done    chan struct{}
+}
+
+// WriteBatch sends every message of the batch and returns once the broker
+// acknowledged all of them or some failed.
+func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
+	o.closeMu.RLock()
+	if o.closed {
+		o.closeMu.RUnlock()
+		return errClosed
+	}
+	o.inflight.Add(1)
+	o.closeMu.RUnlock()
+	defer o.inflight.Done()
+
+	if o.getClient() == nil {
+		return service.ErrNotConnected
+	}
+
+	var topicEx *service.MessageBatchInterpolationExecutor
+	if !o.topicIsStatic {
+		topicEx = batch.InterpolationExecutor(o.topic)
+	}
+	keyEx := batch.InterpolationExecutor(o.key)
+
+	items := make([]*pending, 0, len(batch))
+	var batchErr *service.BatchError
+	fail := func(i int, err error) {
+		if batchErr == nil {
+			batchErr = service.NewBatchError(batch, err)
+		}
+		batchErr.Failed(i, err)
+	}
+	for i, msg := range batch {
+		p, err := o.prepare(i, msg, topicEx, keyEx)
+		if err != nil {
+			fail(i, err)
+			// A message that fails before being sent still occupies its
+			// place in the sequence.
+			if p != nil && p.seq > 0 {
+				o.seq.skip(p.seq)
+			}
+			continue
+		}
+		items = append(items, p)
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
+	defer cancel()
+	stop := context.AfterFunc(o.closeCtx, cancel)
+	defer stop()
+
+	// Ordered messages go through the sequencer; unordered ones are sent
+	// concurrently right away (inline when there is only one).
+	var wg sync.WaitGroup
+	var ordered []*pending
+	for _, p := range items {
+		if p.ordered {
+			ordered = append(ordered, p)
+			continue
+		}
+		if p.seq > 0 {
+			o.seq.skip(p.seq)
+		}
+		if len(items) == 1 {
+			p.err = o.send(sctx, p)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.err = o.send(sctx, p)
+		}()
+	}
+	if len(ordered) > 0 {
+		for _, p := range ordered {
+			p.done = make(chan struct{})
+			o.seq.submit(&seqItem{seq: p.seq, domain: p.key.String() + "\x00" + p.msg.Key, run: func() {
+				p.err = o.send(sctx, p)
+				close(p.done)
+			}})
+		}
+		for _, p := range ordered {
+			<-p.done
+		}
+	}
+	wg.Wait()
+
+	var connErrs, okCount int
+	for _, p := range items {
+		if p.err == nil {
+			okCount++
+			continue
+		}
+		if errors.Is(p.err, service.ErrNotConnected) || danube.IsConnectionError(p.err) {
+			connErrs++
+		}
+		fail(p.idx, p.err)
+	}
+	if batchErr == nil {
+		return nil
+	}
+	// The broker is unreachable and nothing got through: let Benthos
+	// reconnect (with back-off) and write the batch again.
+	if connErrs > 0 && okCount == 0 && connErrs == len(items) && len(items) == len(batch) {
+		o.log.Warnf("Danube broker %s unreachable: %v", o.url, items[0].err)
+		return service.ErrNotConnected
+	}
+	if len(batch) == 1 {
+		return items0Err(batchErr, items)
+	}
+	return batchErr
+}
+
+// items0Err returns the single message's error unwrapped from the batch error
+// so that logs show it directly.
+func items0Err(be *service.BatchError, items []*pending) error {
+	if len(items) == 1 && items[0].err != nil {
+		return items[0].err
+	}
+	return be
+}
+
+// prepare resolves the routing of one message. A non-nil *pending may be
+// returned together with an error so that the caller can release its
+// sequence number.
+func (o *output) prepare(i int, msg *service.Message, topicEx, keyEx *service.MessageBatchInterpolationExecutor) (*pending, error) {
+	p := &pending{idx: i}
+	if v, ok := msg.MetaGetMut(metaSeq); ok {
+		if n, ok := toInt64(v); ok && n > 0 {
+			p.seq = n
+		}
+	}
+	topic, static := o.staticTopic, o.topicIsStatic
+	if !static {
+		var err error
+		if topic, err = topicEx.TryString(i); err != nil {
+			return p, fmt.Errorf("field topic: %w", err)
+		}
+	}
+	if err := o.validateTopic(topic); err != nil {
+		return p, fmt.Errorf("field topic resolved to %q, which is not a valid Danube topic (required form /namespace/topic): %w", topic, err)
+	}
+	p.key = producerKey{topic: topic, partitions: o.partitions, reliable: o.reliable}
+	if v, ok := msg.MetaGetMut(metaPartitions); ok {
+		n, ok := toInt64(v)
+		if !ok || n < 0 || n > 1<<16 {
+			return p, fmt.Errorf("metadata %s: invalid partition count %v", metaPartitions, v)
+		}
+		p.key.partitions = int(n)
+	}
+	if v, ok := msg.MetaGetMut(metaReliableDispatch); ok {
+		b, ok := toBool(v)
+		if !ok {
+			return p, fmt.Errorf("metadata %s: invalid boolean %v", metaReliableDispatch, v)
+		}
+		p.key.reliable = b
+	}
+	key, err := keyEx.TryString(i)
+	if err != nil {
+		return p, fmt.Errorf("field key: %w", err)
+	}
+	payload, err := msg.AsBytes()
+	if err != nil {
+		return p, fmt.Errorf("reading message payload: %w", err)
+	}
+	if len(payload) > danube.MaxRequestBytes {
+		return p, fmt.Errorf("message of %d bytes to %s: %w", len(payload), topic, danube.ErrMessageTooLarge)
+	}
+	attrs := map[string]string{}
+	walk := func(k, v string) error {
+		if k == metaSeq {
+			return nil
+		}
+		attrs[k] = v
+		return nil
+	}
+	if o.attrs != nil {
+		_ = o.attrs.Walk(msg, walk)
+	} else {
+		_ = msg.MetaWalk(func(k, v string) error {
+			if strings.HasPrefix(k, "danube_") {
+				return nil
+			}
+			return walk(k, v)
+		})
+	}
+	if len(attrs) == 0 {
+		attrs = nil
+	}
+	p.msg = danube.Message{Payload: payload, Attributes: attrs, Key: key}
+	p.ordered = key != ""
+	return p, nil
+}
+
+// validateTopic checks a resolved topic name (static topics were checked
+// at start-up).
+func (o *output) validateTopic(topic string) error {
+	if o.topicIsStatic {
+		return nil
+	}
+	return danube.ValidateTopic(topic)
+}
+
+// send delivers one message and waits for the broker's acknowledgement.
+func (o *output) send(ctx context.Context, p *pending) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sending to %s: %w", p.key.topic, err)
+	}
+	e, err := o.cache.acquire(ctx, p.key)
+	if err != nil {
+		return fmt.Errorf("sending to %s: %w", p.key.topic, err)
+	}
+	defer o.cache.release(e)
+	if err := e.producer.Send(ctx, p.msg); err != nil {
+		if errors.Is(err, danube.ErrMessageTooLarge) {
+			return fmt.Errorf("sending %d bytes to %s (permanent, not retried): %w", len(p.msg.Payload), p.key.topic, err)
+		}
+		return fmt.Errorf("sending to %s: %w", p.key.topic, err)
+	}
+	return nil
+}
+
+// Close waits for the sends in flight to finish (bounded by ctx and
+// send_timeout), then closes the producers and the client.
+func (o *output) Close(ctx context.Context) error {
+	o.closeMu.Lock()
+	if o.closed {
+		o.closeMu.Unlock()
+		return nil
+	}
+	o.closed = true
+	o.closeMu.Unlock()
+
+	drained := make(chan struct{})
+	go func() {
+		o.inflight.Wait()
+		close(drained)
+	}()
+	timer := time.NewTimer(o.sendTimeout)
+	defer timer.Stop()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	o.closeCancel()
+	o.seq.close()
+	<-drained
+
+	o.cache.close()
+	o.mOpen.Set(0)
+	o.clientMu.Lock()
+	c := o.client
+	o.client = nil
+	o.clientMu.Unlock()
+	if c != nil {
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("danube output: closing client: %w", err)
+		}
+	}
+	return nil
+}
+
+func toInt64(v any) (int64, bool) {
+	switch t := v.(type) {
+	case int:
+		return int64(t), true
+	case int8:
+		return int64(t), true
+	case int16:
+		return int64(t), true
+	case int32:
+		return int64(t), true
+	case int64:
+		return t, true
+	case uint:
+		return int64(t), true
+	case uint8:
+		return int64(t), true
+	case uint16:
+		return int64(t), true
+	case uint32:
+		return int64(t), true
+	case uint64:
+		return int64(t), true
+	case float64:
+		if t == float64(int64(t)) {
+			return int64(t), true
+		}
+	case json.Number:
+		n, err := t.Int64()
+		return n, err == nil
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+		return n, err == nil
+	case []byte:
+		n, err := strconv.ParseInt(strings.TrimSpace(string(t)), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+func toBool(v any) (bool, bool) {
+	switch t := v.(type) {
+	case bool:
+		return t, true
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(t))
+		return b, err == nil
+	case []byte:
+		b, err := strconv.ParseBool(strings.TrimSpace(string(t)))
+		return b, err == nil
+	}
+	if n, ok := toInt64(v); ok {
+		return n != 0, true
+	}
+	return false, false
+}

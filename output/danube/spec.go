@@ -1,0 +1,185 @@
+package danubeout
+
+import (
+	"fmt"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	// The ordering stage appends a `mutation` processor (with the `counter()`
+	// Bloblang function) to the output's batching policy; both live in pure.
+	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+)
+
+// Field names of the danube output.
+const (
+	fieldURL             = "url"
+	fieldTopic           = "topic"
+	fieldPartitions      = "partitions"
+	fieldReliable        = "reliable_dispatch"
+	fieldKey             = "key"
+	fieldProducerName    = "producer_name"
+	fieldAttributes      = "attributes"
+	fieldSchema          = "schema"
+	fieldSchemaSubject   = "subject"
+	fieldSchemaVersion   = "version"
+	fieldTLS             = "tls"
+	fieldToken           = "token"
+	fieldTokenFile       = "token_file"
+	fieldSendTimeout     = "send_timeout"
+	fieldMaxProducers    = "max_producers"
+	fieldProducerIdle    = "producer_idle_timeout"
+	fieldBatching        = "batching"
+	defaultTopic         = "${! @danube_topic }"
+	defaultKey           = `${! @mqtt_topic.or("") }`
+	defaultProducerName  = "benthos-danube"
+	metaPartitions       = "danube_partitions"
+	metaReliableDispatch = "danube_reliable_dispatch"
+)
+
+// OutputName is the name the output is registered under.
+const OutputName = "danube"
+
+// topicLintRule rejects a static topic that is not of the form
+// /namespace/topic. Interpolated topics are checked per message.
+const topicLintRule = `root = if !this.contains("${!") && !this.re_match("^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$") { [ "field topic: %q is not a valid Danube topic, the required form is /namespace/topic (letters, digits, _ and -)".format(this) ] }`
+
+// Spec returns the configuration specification of the danube output.
+func Spec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Beta().
+		Categories("Services").
+		Version("0.1.0").
+		Summary("Writes messages to Danube topics, waiting for the broker's acknowledgement of every message.").
+		Description(`
+Each message is sent to the topic that `+"`topic`"+` resolves to for it, so one output can feed many Danube topics.
+A producer is created lazily for every distinct (topic, partitions, dispatch strategy), kept in a bounded cache
+(`+"`max_producers`"+`) and closed after `+"`producer_idle_timeout`"+` without traffic.
+
+The metadata `+"`danube_partitions`"+` and `+"`danube_reliable_dispatch`"+` that the `+"`mqtt`"+` input sets from its
+topic mappings override the configured `+"`partitions`"+` and `+"`reliable_dispatch`"+` for that message, so a bare
+`+"`danube: {url: ...}`"+` routes exactly as the input's mappings say.
+
+== Delivery guarantees
+
+A message is acknowledged to Benthos only after the Danube broker acknowledged it. Any failure nacks it, so the
+input keeps it and Benthos retries it. An unreachable broker is reported as a lost connection and Benthos
+reconnects with back-off. Messages over the broker's 4 MiB request limit fail at once with a permanent error and can
+be routed with `+"`fallback`"+`, `+"`reject_errored`"+` or `+"`switch`"+`. Within a batch only the failed messages are
+nacked.
+
+== Ordering
+
+Messages with the same non-empty key are sent one at a time, in the order in which the pipeline emitted them, even
+with `+"`max_in_flight`"+` greater than 1: the output stamps every message with a sequence number in Benthos' single
+batching goroutine and releases the sends of each key in that order. Messages with different keys, and messages
+without a key, are sent concurrently (up to `+"`max_in_flight`"+` batches). The same key always maps to the same
+partition (FNV-1a 64 modulo the partition count). A message that fails is retried by Benthos later; by then
+messages of the same key emitted after it may already have been delivered, so only a failure can reorder a key.`+
+			service.OutputPerformanceDocs(true, true)).
+		Fields(
+			service.NewStringField(fieldURL).
+				Description("The Danube service URL, `host:port` optionally prefixed by `http://` or `https://`. The scheme does not enable TLS: use the `tls` field.").
+				Examples("http://127.0.0.1:6650", "danube-broker.example.com:6650"),
+			service.NewInterpolatedStringField(fieldTopic).
+				Description("The Danube topic of each message, of the form `/namespace/topic`. The default takes the `danube_topic` metadata set by the `mqtt` input's topic mappings. A static invalid topic is rejected at lint and start-up; an interpolated topic that resolves to an invalid name fails only that message.").
+				Default(defaultTopic).
+				Examples("/default/sensors", "/iot/${! @mqtt_topic.split(\"/\").index(1) }").
+				LintRule(topicLintRule),
+			service.NewIntField(fieldPartitions).
+				Description("Number of partitions of the topic (0 = not partitioned). The `danube_partitions` metadata overrides it for a message when present.").
+				Default(0).
+				Examples(0, 4),
+			service.NewBoolField(fieldReliable).
+				Description("Use reliable dispatch (the broker persists messages and redelivers until acked) instead of non-reliable. The `danube_reliable_dispatch` metadata overrides it for a message when present.").
+				Default(false).
+				Examples(false, true),
+			service.NewInterpolatedStringField(fieldKey).
+				Description("The routing key of each message. Messages with the same key go to the same partition and keep their order. An empty result means no key: the message is sent round robin and may be sent concurrently with any other. The default is the `mqtt_topic` metadata when present (no key otherwise), so the messages of one device stay in order.").
+				Default(defaultKey).
+				Examples("${! @mqtt_topic }", "${! json(\"device_id\") }", ""),
+			service.NewStringField(fieldProducerName).
+				Description("Prefix of the producer names. The producer of topic `/ns/t` is named `<producer_name>-ns-t` (and `-<i>` per partition).").
+				Default(defaultProducerName).
+				Examples("benthos-danube", "gateway-eu-1").
+				Advanced(),
+			service.NewMetadataFilterField(fieldAttributes).
+				Description("Which metadata keys become Danube message attributes (values are stringified). When unset (or empty), all metadata is sent except the routing metadata `danube_*`.").
+				Optional().
+				Example(map[string]any{"include_prefixes": []any{"mqtt_"}}).
+				Example(map[string]any{"include_patterns": []any{"^mqtt_topic$", "^source$"}}),
+			service.NewObjectField(fieldSchema,
+				service.NewStringField(fieldSchemaSubject).
+					Description("Schema registry subject the producers are bound to. Empty = no schema.").
+					Default("").
+					Examples("sensor-readings", ""),
+				service.NewIntField(fieldSchemaVersion).
+					Description("Pinned schema version; 0 uses the latest version of the subject.").
+					Default(0).
+					Examples(0, 3),
+			).
+				Description("An optional schema registry subject the producers are bound to.").
+				Example(map[string]any{"subject": "sensor-readings", "version": 0}).
+				Advanced(),
+			service.NewTLSToggledField(fieldTLS).
+				Example(map[string]any{"enabled": true, "root_cas_file": "/etc/danube/ca.pem"}),
+			service.NewStringField(fieldToken).
+				Description("A JWT sent as `authorization: Bearer <token>` on every RPC. Prefer an environment variable, e.g. `${DANUBE_TOKEN}`.").
+				Default("").
+				Secret().
+				Examples("${DANUBE_TOKEN}").
+				Advanced(),
+			service.NewStringField(fieldTokenFile).
+				Description("A file holding the JWT; it is re-read whenever it changes. Takes precedence over `token`.").
+				Default("").
+				Examples("/var/run/secrets/danube/token").
+				Advanced(),
+			service.NewDurationField(fieldSendTimeout).
+				Description("The longest a message may take to be acknowledged by the broker, retries of transient errors included. A message that times out is nacked (or the connection is reported lost if the broker is unreachable).").
+				Default("10s").
+				Examples("10s", "30s"),
+			service.NewIntField(fieldMaxProducers).
+				Description("The most producers kept open at once (one per topic, partitions and dispatch strategy). When full, the least recently used idle producer is closed; if none is idle the send waits.").
+				Default(1000).
+				Examples(1000, 100).
+				Advanced(),
+			service.NewDurationField(fieldProducerIdle).
+				Description("A producer that sent nothing for this long is closed. It is recreated on the next message for its topic.").
+				Default("5m").
+				Examples("5m", "1h").
+				Advanced(),
+			service.NewOutputMaxInFlightField().
+				Examples(64, 256),
+			service.NewBatchPolicyField(fieldBatching).
+				Example(map[string]any{"count": 100, "period": "10ms"}),
+		).
+		Example("MQTT to Danube", "Routes every message as the `mqtt` input's topic mappings say.", `
+input:
+  mqtt:
+    urls: [ tcp://127.0.0.1:1883 ]
+    topic_mappings:
+      - mqtt_topic: sensors/{kind}/zone1
+        danube_topic: /default/{kind}_zone1
+        partitions: 4
+output:
+  danube:
+    url: http://127.0.0.1:6650
+`)
+}
+
+// Register registers the danube output on env. The package's init registers it
+// on the global environment; tests use an isolated environment.
+func Register(env *service.Environment) error {
+	if err := env.RegisterBatchOutput(OutputName, Spec(),
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+			return newFromConfig(env, conf, mgr)
+		}); err != nil {
+		return fmt.Errorf("registering the %s output: %w", OutputName, err)
+	}
+	return nil
+}
+
+func init() {
+	if err := Register(service.GlobalEnvironment()); err != nil {
+		panic(err)
+	}
+}
