@@ -10,6 +10,7 @@ package docgen
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,7 +50,15 @@ func Reference(env *service.Environment, comps []Component) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read spec of %s %q: %w", c.Kind, c.Name, err)
 		}
-		writeComponent(&buf, c, data)
+		raw, err := view.FormatJSON()
+		if err != nil {
+			return nil, fmt.Errorf("read spec of %s %q: %w", c.Kind, c.Name, err)
+		}
+		optional, err := optionalFields(raw)
+		if err != nil {
+			return nil, fmt.Errorf("read spec of %s %q: %w", c.Kind, c.Name, err)
+		}
+		writeComponent(&buf, c, data, optional)
 	}
 	return buf.Bytes(), nil
 }
@@ -66,7 +75,44 @@ func lookup(env *service.Environment, c Component) (*service.ConfigView, bool) {
 	return nil, false
 }
 
-func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin) {
+// specField is the part of a field spec in FormatJSON output that the
+// reference needs beyond TemplateData.
+type specField struct {
+	Name       string      `json:"name"`
+	Kind       string      `json:"kind"`
+	IsOptional bool        `json:"is_optional"`
+	Children   []specField `json:"children"`
+}
+
+// optionalFields returns the full names of the fields that may be left out
+// although they have no default, or that are objects made of defaults.
+func optionalFields(raw []byte) (map[string]bool, error) {
+	var spec struct {
+		Config specField `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	var walk func(prefix string, fs []specField)
+	walk = func(prefix string, fs []specField) {
+		for _, f := range fs {
+			name := prefix + f.Name
+			if f.IsOptional || len(f.Children) > 0 {
+				out[name] = true
+			}
+			childPrefix := name + "."
+			if f.Kind == "array" {
+				childPrefix = name + "[]."
+			}
+			walk(childPrefix, f.Children)
+		}
+	}
+	walk("", spec.Config.Children)
+	return out, nil
+}
+
+func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin, optional map[string]bool) {
 	fmt.Fprintf(buf, "### `%s` %s\n\n", c.Name, c.Kind)
 	if d.Summary != "" {
 		fmt.Fprintf(buf, "%s\n\n", strings.TrimSpace(d.Summary))
@@ -81,8 +127,13 @@ func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin
 		buf.WriteString("| field | type | default | description |\n|---|---|---|---|\n")
 		for _, f := range d.Fields {
 			def := f.DefaultMarshalled
-			if def == "" {
-				def = "required"
+			switch {
+			case def != "":
+				def = "`" + cell(def) + "`"
+			case optional[f.FullName]:
+				def = "optional"
+			default:
+				def = "**required**"
 			}
 			typ := f.Type
 			if f.IsSecret {
@@ -101,7 +152,7 @@ func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin
 			if len(f.ExamplesMarshalled) > 0 {
 				desc += " Example: `" + oneLine(f.ExamplesMarshalled[0]) + "`."
 			}
-			fmt.Fprintf(buf, "| `%s` | %s | `%s` | %s |\n", f.FullName, typ, cell(def), cell(desc))
+			fmt.Fprintf(buf, "| `%s` | %s | %s | %s |\n", f.FullName, typ, def, cell(desc))
 		}
 		buf.WriteString("\n")
 	}
