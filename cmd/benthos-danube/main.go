@@ -16,6 +16,9 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 
+	"github.com/benthos-danube/benthos-danube/internal/demo"
+	"github.com/benthos-danube/benthos-danube/internal/migrate"
+
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
 	_ "github.com/benthos-danube/benthos-danube/output/danube"
@@ -31,7 +34,7 @@ var (
 // The `demo` (internal/demo) and `migrate` (internal/migrate) commands are
 // appended here.
 func extraCommands() []*cli.Command {
-	return nil
+	return []*cli.Command{demo.Command(), migrate.Command()}
 }
 
 func cliOptions() []service.CLIOptFunc {

@@ -1,0 +1,15 @@
+// Package config embeds the shipped pipeline configurations, so that the
+// binary (the demo subcommand) runs exactly the files users copy.
+package config
+
+import _ "embed"
+
+// MQTTToDanube is config/mqtt-to-danube.yaml: the Rust connector's reference
+// setup (four topic mappings, persistent session, Rust-compatible Danube
+// attributes) with URLs and secrets taken from environment variables.
+//
+//go:embed mqtt-to-danube.yaml
+var MQTTToDanube []byte
+
+// MQTTToDanubePath is the path of MQTTToDanube relative to the repository root.
+const MQTTToDanubePath = "config/mqtt-to-danube.yaml"

@@ -1,0 +1,102 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe for the view goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var arrivedRE = regexp.MustCompile(`arrived in Danube: (\d+)`)
+
+func TestRunShowsArrivalsAndStopsCleanly(t *testing.T) {
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Out: out, Refresh: 200 * time.Millisecond, PublishInterval: 100 * time.Millisecond})
+	}()
+
+	// Every topic family shows up within the demo's 10 s promise.
+	want := []string{"/iot/sensors_zone1", "/iot/device_telemetry", "/iot/temperature", "/iot/debug", "mqtt.topic=", "source=mqtt"}
+	require.Eventually(t, func() bool {
+		s := out.String()
+		for _, w := range want {
+			if !bytes.Contains([]byte(s), []byte(w)) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 100*time.Millisecond, "live view so far:\n%s", out)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	s := out.String()
+	m := arrivedRE.FindAllStringSubmatch(s, -1)
+	require.NotEmpty(t, m)
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	assert.Positive(t, n)
+	assert.Contains(t, s, "Stopping the demo.")
+	if i := bytes.LastIndex([]byte(s), []byte("benthos-danube demo")); i >= 0 {
+		t.Logf("last frame:\n%s", s[i:])
+	}
+}
+
+func TestRunBadConfig(t *testing.T) {
+	err := Run(context.Background(), Options{Out: &syncBuffer{}, ConfigYAML: []byte("input:\n  nope: {}\n")})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "loading the pipeline config")
+}
+
+func TestSplitPartition(t *testing.T) {
+	tests := []struct {
+		in   string
+		base string
+		p    int
+	}{
+		{"/iot/a-part-3", "/iot/a", 3},
+		{"/iot/a", "/iot/a", -1},
+		{"/iot/a-part-x", "/iot/a-part-x", -1},
+	}
+	for _, tt := range tests {
+		b, p := splitPartition(tt.in)
+		assert.Equal(t, tt.base, b)
+		assert.Equal(t, tt.p, p)
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	assert.Equal(t, "hello", printable([]byte("hello"), 10))
+	assert.Equal(t, "0x00ff", printable([]byte{0, 0xff}, 10))
+	assert.Equal(t, "abc...", printable([]byte("abcdef"), 3))
+}

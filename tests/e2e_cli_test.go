@@ -1,0 +1,136 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestE2EBadConfigExitsWithReason checks that a broken config stops the
+// binary at once with a non-zero exit code, a message on stderr, and the
+// reason on one line. Benthos writes lint errors through its logger, which
+// goes to stdout unless logger.file is set, so the reason is looked for in
+// both streams.
+func TestE2EBadConfigExitsWithReason(t *testing.T) {
+	valid := shippedConfig(t, "unused")
+	tests := []struct {
+		name   string
+		yaml   string
+		reason *regexp.Regexp // must match a single line of stderr
+	}{
+		{
+			name:   "unknown field",
+			yaml:   strings.Replace(valid, "    clean_session: false", "    clean_sesion: false", 1),
+			reason: regexp.MustCompile(`clean_sesion.*not recognised|not recognised.*clean_sesion`),
+		},
+		{
+			name:   "invalid Danube topic",
+			yaml:   strings.Replace(valid, "danube_topic: /iot/debug", "danube_topic: iot.debug", 1),
+			reason: regexp.MustCompile(`iot\.debug`),
+		},
+		{
+			name:   "invalid MQTT filter",
+			yaml:   strings.Replace(valid, "unused/debug/#", "unused/debug/#/x", 1),
+			reason: regexp.MustCompile(`debug/#/x`),
+		},
+		{
+			name:   "bad qos",
+			yaml:   strings.Replace(valid, "qos: AtMostOnce", "qos: Sometimes", 1),
+			reason: regexp.MustCompile(`qos`),
+		},
+		{
+			name:   "not YAML",
+			yaml:   "input: [\n",
+			reason: regexp.MustCompile(`(?i)yaml|parse|line`),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.NotEqual(t, valid, tt.yaml, "the replacement applied")
+			p := startBridge(t, tt.yaml, map[string]string{
+				"MQTT_URL": "tcp://127.0.0.1:1", "DANUBE_URL": "http://127.0.0.1:1", "HTTP_ENABLED": "false",
+			})
+			code := p.wait(t, 20*time.Second)
+			assert.NotEqual(t, 0, code)
+			stderr := p.stderr.String()
+			assert.NotEmpty(t, strings.TrimSpace(stderr), "stderr says why it stopped")
+			matched := false
+			for _, line := range strings.Split(stderr+"\n"+p.stdout.String(), "\n") {
+				if tt.reason.MatchString(line) {
+					matched = true
+				}
+			}
+			assert.True(t, matched, "no output line matches %s:\nstderr: %s\nstdout: %s", tt.reason, stderr, p.stdout)
+		})
+	}
+
+	t.Run("missing file", func(t *testing.T) {
+		t.Parallel()
+		p := startBin(t, nil, "-c", filepath.Join(t.TempDir(), "nope.yaml"))
+		assert.NotEqual(t, 0, p.wait(t, 20*time.Second))
+		assert.Contains(t, p.stderr.String()+p.stdout.String(), "nope.yaml")
+	})
+}
+
+// TestE2EDemo runs `benthos-danube demo`, waits for messages to show in the
+// live view and stops it with SIGINT, which must exit 0.
+func TestE2EDemo(t *testing.T) {
+	p := startBin(t, nil, "demo", "--no-clear")
+	re := regexp.MustCompile(`arrived in Danube: (\d+)`)
+	require.Eventually(t, func() bool {
+		for _, m := range re.FindAllStringSubmatch(p.stdout.String(), -1) {
+			if n, _ := strconv.Atoi(m[1]); n > 0 {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 100*time.Millisecond, "no arrivals shown within 10 s")
+	out := p.stdout.String()
+	for _, want := range []string{"/iot/sensors_zone1", "mqtt.topic=", "source=mqtt"} {
+		assert.Eventually(t, func() bool { return strings.Contains(p.stdout.String(), want) },
+			5*time.Second, 100*time.Millisecond, "%q not in the view:\n%s", want, out)
+	}
+	p.signal(t, syscall.SIGINT)
+	assert.Equal(t, 0, p.wait(t, 20*time.Second), "Ctrl-C exits 0")
+}
+
+// TestE2EMigrateThenLint converts the reference connector TOML with the
+// binary and lints the result with the binary.
+func TestE2EMigrateThenLint(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "migrated.yaml")
+	p := startBin(t, map[string]string{"MQTT_PASSWORD": "not-in-output"},
+		"migrate", "--output", out, filepath.Join(repoRoot, "internal", "migrate", "testdata", "connector.toml"))
+	require.Equal(t, 0, p.wait(t, 20*time.Second), p.stderr.String())
+	assert.Contains(t, p.stderr.String(), "warning: ")
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "topic_mappings:")
+	assert.NotContains(t, string(b), "not-in-output")
+
+	lint := startBin(t, nil, "lint", out)
+	assert.Equal(t, 0, lint.wait(t, 20*time.Second), lint.stderr.String()+lint.stdout.String())
+
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	require.NoError(t, os.WriteFile(bad, []byte("connector_name = \"x\"\n"), 0o600))
+	p = startBin(t, nil, "migrate", bad)
+	assert.Equal(t, 1, p.wait(t, 20*time.Second))
+	assert.Contains(t, p.stderr.String(), "missing required key(s): danube_service_url")
+}
+
+// TestE2EShippedConfigsLintAndTest runs `lint` and `test` over config/ with
+// the binary, as CI does.
+func TestE2EShippedConfigsLintAndTest(t *testing.T) {
+	for _, args := range [][]string{{"lint", "./config/..."}, {"test", "./config/..."}} {
+		p := startBin(t, nil, args...)
+		assert.Equal(t, 0, p.wait(t, 60*time.Second), "%v:\n%s%s", args, p.stdout, p.stderr)
+	}
+}
