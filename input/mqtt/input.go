@@ -1,0 +1,522 @@
+// Package mqtt provides the `mqtt` Benthos input of benthos-danube: an MQTT
+// 3.1.1 subscriber (Eclipse Paho) that routes messages to Danube topics
+// through topic_mappings and acknowledges each message to the broker
+// (PUBACK/PUBREC) only after the Benthos pipeline acknowledged it.
+//
+// Importing the package registers the input as `mqtt` in Benthos' global
+// environment; Register adds it to another environment.
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+// Name is the name the input is registered under.
+const Name = "mqtt"
+
+func init() {
+	service.MustRegisterInput(Name, Spec(), newFromConfig)
+}
+
+// Register adds the mqtt input to env, e.g. an isolated environment in tests.
+func Register(env *service.Environment) error {
+	if err := env.RegisterInput(Name, Spec(), newFromConfig); err != nil {
+		return fmt.Errorf("registering the %s input: %w", Name, err)
+	}
+	return nil
+}
+
+func newFromConfig(conf *service.ParsedConfig, mgr *service.Resources) (service.Input, error) {
+	return newInput(conf, mgr)
+}
+
+// Reconnect backoff bounds.
+const (
+	backoffMin = 500 * time.Millisecond
+	backoffMax = 30 * time.Second
+	// disconnectQuiesce bounds the graceful DISCONNECT on Close.
+	disconnectQuiesce = 250 // ms
+	// warnEvery is the minimum interval between two warnings of one kind.
+	warnEvery = 10 * time.Second
+)
+
+// input implements service.Input. Concurrency: Connect and Read are called by
+// Benthos' input loop (Read possibly from the auto-retry helper goroutine),
+// ack functions from arbitrary goroutines, push from paho's router
+// goroutine.
+type input struct {
+	cfg  *config
+	log  *service.Logger
+	subs map[string]byte // subscription filter -> QoS
+
+	q     *queue
+	slots chan struct{} // one token per message in the pipeline, cap max_unacked
+
+	autoReplay  bool
+	retryMu     sync.Mutex
+	retries     []*delivery   // nacked messages waiting for re-delivery
+	retryNotify chan struct{} // capacity 1
+
+	connMu        sync.Mutex // serialises Connect and Close
+	conn          atomic.Pointer[connection]
+	everConnected bool
+	failures      int
+	closed        chan struct{}
+	closeOnce     sync.Once
+
+	mUnmatched, mPlaceholder, mQoS0Dropped, mAcks, mDup, mNackDropped, mReconnects *service.MetricCounter
+	gUnacked, gQueued                                                              *service.MetricGauge
+	unacked                                                                        atomic.Int64
+	readCalls, reconnects, lost, dropped0                                          atomic.Int64 // mirrors of some metrics, for tests
+
+	warnUnmatched, warnPlaceholder, warnQoS0, warnNack rateLimited
+}
+
+// connection is one paho client and its lifetime. A fresh client is built for
+// every connection attempt (paho clients are not reused after Disconnect).
+type connection struct {
+	client   paho.Client
+	lost     chan struct{}
+	lostOnce sync.Once
+}
+
+func (c *connection) markLost() { c.lostOnce.Do(func() { close(c.lost) }) }
+
+func (c *connection) isLost() bool {
+	select {
+	case <-c.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error) {
+	cfg, err := parseConfig(conf)
+	if err != nil {
+		return nil, err
+	}
+	autoReplay, err := conf.FieldBool(service.AutoRetryNacksToggleFieldName)
+	if err != nil {
+		return nil, err
+	}
+	m := mgr.Metrics()
+	in := &input{
+		cfg:          cfg,
+		log:          mgr.Logger(),
+		subs:         map[string]byte{},
+		q:            newQueue(cfg.maxUnacked),
+		slots:        make(chan struct{}, cfg.maxUnacked),
+		closed:       make(chan struct{}),
+		autoReplay:   autoReplay,
+		retryNotify:  make(chan struct{}, 1),
+		mUnmatched:   m.NewCounter("mqtt_input_unmatched"),
+		mPlaceholder: m.NewCounter("mqtt_input_placeholder_errors"),
+		mQoS0Dropped: m.NewCounter("mqtt_input_qos0_dropped"),
+		mAcks:        m.NewCounter("mqtt_input_acks_sent"),
+		mDup:         m.NewCounter("mqtt_input_duplicates"),
+		mNackDropped: m.NewCounter("mqtt_input_nack_dropped"),
+		mReconnects:  m.NewCounter("mqtt_input_reconnects"),
+		gUnacked:     m.NewGauge("mqtt_input_unacked"),
+		gQueued:      m.NewGauge("mqtt_input_queued"),
+	}
+	for _, mp := range cfg.mappings {
+		in.subs[mp.filter.Subscription()] = mp.qos
+	}
+	for _, w := range cfg.warnings {
+		in.log.Warn(w)
+	}
+	return in, nil
+}
+
+// clientOptions builds paho options for one connection.
+func (in *input) clientOptions(c *connection) *paho.ClientOptions {
+	cfg := in.cfg
+	o := paho.NewClientOptions()
+	for _, u := range cfg.urls {
+		o.AddBroker(u)
+	}
+	o.SetClientID(cfg.clientID).
+		SetCleanSession(cfg.cleanSession).
+		SetKeepAlive(cfg.keepalive).
+		SetConnectTimeout(cfg.connectTimeout).
+		SetWriteTimeout(cfg.connectTimeout).
+		SetAutoReconnect(false). // we own the reconnect loop (fresh client, backoff, resubscribe)
+		SetConnectRetry(false).
+		SetResumeSubs(false).
+		SetAutoAckDisabled(true). // PUBACK/PUBREC only from the Benthos ack
+		SetOrderMatters(true).    // handler runs on the router goroutine; it never blocks
+		SetDefaultPublishHandler(in.handle).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			in.log.Warnf("MQTT connection lost: %v", err)
+			in.lost.Add(1)
+			c.markLost()
+		})
+	if cfg.user != "" {
+		o.SetUsername(cfg.user)
+	}
+	if cfg.password != "" {
+		o.SetPassword(cfg.password)
+	}
+	if cfg.tls != nil {
+		o.SetTLSConfig(cfg.tls)
+	}
+	if cfg.will != nil {
+		o.SetWill(cfg.will.topic, cfg.will.payload, cfg.will.qos, cfg.will.retained)
+	}
+	return o
+}
+
+// handle runs on paho's router goroutine for every PUBLISH (no routes are
+// registered, so everything reaches the default handler exactly once,
+// including messages a persistent session delivers before SUBACK). It must
+// never block: it only appends to the queue.
+func (in *input) handle(_ paho.Client, m paho.Message) {
+	if !in.q.push(m) {
+		in.mQoS0Dropped.Incr(1)
+		in.dropped0.Add(1)
+		in.warnQoS0.warn(in.log, "dropping QoS 0 messages: %d already wait for the pipeline (max_unacked); last dropped topic %q", in.cfg.maxUnacked, m.Topic())
+	}
+}
+
+// Connect connects a fresh paho client and subscribes every mapping. It
+// returns nil at once when already connected, and a *service.ErrBackOff with
+// an exponentially growing wait when the broker is unreachable, refuses the
+// connection or refuses a subscription.
+func (in *input) Connect(ctx context.Context) error {
+	in.connMu.Lock()
+	defer in.connMu.Unlock()
+	select {
+	case <-in.closed:
+		return service.ErrEndOfInput
+	default:
+	}
+	old := in.conn.Load()
+	if old != nil && !old.isLost() {
+		return nil
+	}
+	if old != nil {
+		old.client.Disconnect(0)
+	}
+	if err := in.connect(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.failures++
+		return service.NewErrBackOff(err, in.backoff())
+	}
+	in.failures = 0
+	if in.everConnected {
+		in.mReconnects.Incr(1)
+		in.reconnects.Add(1)
+	}
+	in.everConnected = true
+	return nil
+}
+
+func (in *input) backoff() time.Duration {
+	d := backoffMin << min(in.failures-1, 10)
+	d = min(d, backoffMax)
+	// ±20 % jitter so a fleet does not reconnect in lockstep.
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (in *input) connect(ctx context.Context) error {
+	c := &connection{lost: make(chan struct{})}
+	c.client = paho.NewClient(in.clientOptions(c))
+	// Paho bounds the dial and CONNACK by connect_timeout per URL; the wait
+	// here only adds a margin so a stuck handshake can never hang Connect.
+	limit := in.cfg.connectTimeout*time.Duration(len(in.cfg.urls)) + 5*time.Second
+	tok := c.client.Connect()
+	if err := waitToken(ctx, tok, limit); err != nil {
+		c.client.Disconnect(0)
+		return fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", in.cfg.urls, in.cfg.clientID, err)
+	}
+	sessionPresent := tok.(*paho.ConnectToken).SessionPresent()
+
+	stok := c.client.SubscribeMultiple(in.subs, nil)
+	if err := waitToken(ctx, stok, in.cfg.connectTimeout); err != nil {
+		c.client.Disconnect(0)
+		return fmt.Errorf("subscribing to %d filters: %w", len(in.subs), err)
+	}
+	var refused []string
+	for _, mp := range in.cfg.mappings {
+		f := mp.filter.Subscription()
+		if code, ok := stok.(*paho.SubscribeToken).Result()[f]; ok && code == 0x80 {
+			refused = append(refused, fmt.Sprintf("%q", f))
+		}
+	}
+	if len(refused) > 0 {
+		c.client.Disconnect(0)
+		return fmt.Errorf("the MQTT broker refused the subscription (SUBACK 0x80) to filter %v: check the broker's ACL for client_id %q and user %q, and its support for the filter", refused, in.cfg.clientID, in.cfg.user)
+	}
+	in.conn.Store(c)
+	in.log.Infof("Connected to MQTT broker %v as client_id %q (session present: %v), subscribed to %d filters", in.cfg.urls, in.cfg.clientID, sessionPresent, len(in.subs))
+	return nil
+}
+
+// waitToken waits for tok, ctx or the limit, whichever comes first.
+func waitToken(ctx context.Context, tok paho.Token, limit time.Duration) error {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("no answer from the broker within %v", limit)
+	}
+}
+
+// Read hands the next message to the pipeline: a nacked message whose retry
+// backoff has passed first, else the oldest received one. It blocks while
+// max_unacked messages are unacknowledged (nacked ones keep their slot), and
+// returns service.ErrNotConnected when the connection is lost and nothing
+// received earlier is still waiting.
+func (in *input) Read(ctx context.Context) (*service.Message, service.AckFunc, error) {
+	in.readCalls.Add(1)
+	haveSlot := false
+	defer func() {
+		if haveSlot {
+			<-in.slots
+		}
+	}()
+	for {
+		it, wait := in.nextRetry(time.Now())
+		if it != nil {
+			return it.msg.Copy(), in.ackFunc(it), nil
+		}
+		if haveSlot {
+			if m, ok := in.q.pop(); ok {
+				haveSlot = false
+				in.gUnacked.Set(in.unacked.Add(1))
+				in.gQueued.Set(int64(in.q.len()))
+				it := &delivery{m: m, msg: in.toMessage(m)}
+				return it.msg.Copy(), in.ackFunc(it), nil
+			}
+		}
+		c := in.conn.Load()
+		if (c == nil || c.isLost()) && wait == 0 && in.q.len() == 0 {
+			return nil, nil, service.ErrNotConnected
+		}
+		var lost chan struct{}
+		if c != nil {
+			lost = c.lost
+		}
+		var slotCh chan struct{}
+		if !haveSlot {
+			slotCh = in.slots
+		}
+		var timer *time.Timer
+		var timerC <-chan time.Time
+		if wait > 0 {
+			timer = time.NewTimer(wait)
+			timerC = timer.C
+		}
+		select {
+		case slotCh <- struct{}{}:
+			haveSlot = true
+		case <-in.q.notify:
+		case <-in.retryNotify:
+		case <-timerC:
+		case <-lost:
+		case <-ctx.Done():
+			stopTimer(timer)
+			return nil, nil, ctx.Err()
+		case <-in.closed:
+			stopTimer(timer)
+			return nil, nil, service.ErrNotConnected
+		}
+		stopTimer(timer)
+	}
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// delivery is one received MQTT message and its pristine Benthos message;
+// every (re)delivery hands the pipeline a copy.
+type delivery struct {
+	m        paho.Message
+	msg      *service.Message
+	attempts int
+	due      time.Time
+}
+
+// retryDelay is the wait before re-delivering a message nacked attempts
+// times: the first two retries are immediate, then 1 ms doubling to 1 s.
+func retryDelay(attempts int) time.Duration {
+	if attempts <= 2 {
+		return 0
+	}
+	return min(time.Millisecond<<min(attempts-3, 10), time.Second)
+}
+
+// nextRetry returns a nacked message that is due, or the wait until the
+// earliest one is (0 when none is pending).
+func (in *input) nextRetry(now time.Time) (*delivery, time.Duration) {
+	in.retryMu.Lock()
+	defer in.retryMu.Unlock()
+	var wait time.Duration
+	for i, it := range in.retries {
+		if !it.due.After(now) {
+			in.retries = append(in.retries[:i], in.retries[i+1:]...)
+			return it, 0
+		}
+		if d := it.due.Sub(now); wait == 0 || d < wait {
+			wait = d
+		}
+	}
+	return nil, wait
+}
+
+func (in *input) pushRetry(it *delivery) {
+	it.attempts++
+	it.due = time.Now().Add(retryDelay(it.attempts))
+	in.retryMu.Lock()
+	in.retries = append(in.retries, it)
+	in.retryMu.Unlock()
+	select {
+	case in.retryNotify <- struct{}{}:
+	default:
+	}
+}
+
+// ackFunc returns the Benthos ack for one delivery. On success it sends the
+// PUBACK (QoS 1) or PUBREC (QoS 2) through paho and frees the slot. On a nack
+// with auto_replay_nacks the message is queued for re-delivery, keeping its
+// slot and withholding the broker ack; without auto_replay_nacks a nack means
+// "drop": the message is acknowledged to the broker so it does not hold an
+// in-flight slot forever.
+func (in *input) ackFunc(it *delivery) service.AckFunc {
+	var done atomic.Bool
+	return func(_ context.Context, err error) error {
+		if !done.CompareAndSwap(false, true) {
+			return nil
+		}
+		if err != nil {
+			if in.autoReplay {
+				in.pushRetry(it)
+				return nil
+			}
+			in.mNackDropped.Incr(1)
+			in.warnNack.warn(in.log, "dropping a message the output rejected (auto_replay_nacks is false), topic %q: %v", it.m.Topic(), err)
+		}
+		if it.m.Qos() > 0 {
+			it.m.Ack() // paho drops it if the message came from an earlier connection
+			in.mAcks.Incr(1)
+		}
+		in.gUnacked.Set(in.unacked.Add(-1))
+		<-in.slots
+		return nil
+	}
+}
+
+// toMessage converts a paho message, applying the first matching mapping.
+func (in *input) toMessage(m paho.Message) *service.Message {
+	topic := m.Topic()
+	msg := service.NewMessage(m.Payload())
+	msg.MetaSetMut("mqtt_topic", topic)
+	msg.MetaSetMut("mqtt_qos", int(m.Qos()))
+	msg.MetaSetMut("mqtt_retained", m.Retained())
+	msg.MetaSetMut("mqtt_duplicate", m.Duplicate())
+	msg.MetaSetMut("mqtt_message_id", int(m.MessageID()))
+	if m.Duplicate() {
+		in.mDup.Incr(1)
+	}
+
+	var caps []string
+	for _, mp := range in.cfg.mappings {
+		if mp.nCaps > 0 && len(caps) < mp.nCaps {
+			caps = make([]string, mp.nCaps)
+		}
+		if !mp.filter.MatchCapture(topic, caps) {
+			continue
+		}
+		msg.MetaSetMut("mqtt_filter", mp.filter.Subscription())
+		if in.cfg.plain {
+			return msg
+		}
+		msg.MetaSetMut("danube_partitions", mp.partitions)
+		msg.MetaSetMut("danube_reliable_dispatch", mp.reliable)
+		dt, err := mp.tmpl.Expand(caps)
+		if err != nil {
+			err = fmt.Errorf("mqtt input: topic %q matched topic_mappings[%d] (%q) but gives no valid Danube topic: %w", topic, mp.index, mp.filter.String(), err)
+			msg.SetError(err)
+			in.mPlaceholder.Incr(1)
+			in.warnPlaceholder.warn(in.log, "%v", err)
+			return msg
+		}
+		msg.MetaSetMut("danube_topic", dt)
+		return msg
+	}
+	in.mUnmatched.Incr(1)
+	if in.cfg.plain {
+		in.warnUnmatched.warn(in.log, "received topic %q that matches none of the subscribed topics (a subscription kept by a persistent session?)", topic)
+		return msg
+	}
+	err := fmt.Errorf("mqtt input: topic %q matches no topic_mappings entry (a subscription kept by a persistent session from an earlier configuration?)", topic)
+	msg.SetError(err)
+	in.warnUnmatched.warn(in.log, "%v; delivered with an error set, route errored messages explicitly", err)
+	return msg
+}
+
+// Close disconnects. Unacknowledged QoS 1/2 messages are redelivered by the
+// broker to a persistent session on the next connect.
+func (in *input) Close(ctx context.Context) error {
+	in.closeOnce.Do(func() { close(in.closed) })
+	in.connMu.Lock()
+	c := in.conn.Load()
+	in.connMu.Unlock()
+	if c == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.client.Disconnect(disconnectQuiesce)
+		c.markLost()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rateLimited logs one warning per warnEvery and counts the suppressed ones.
+type rateLimited struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLimited) warn(log *service.Logger, format string, args ...any) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < warnEvery {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	r.mu.Unlock()
+	if n > 0 {
+		format += fmt.Sprintf(" (%d similar warnings suppressed)", n)
+	}
+	log.Warnf(format, args...)
+}

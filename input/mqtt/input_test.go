@@ -1,0 +1,140 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+func metaAny(t *testing.T, m *service.Message, key string) any {
+	t.Helper()
+	v, ok := m.MetaGetMut(key)
+	if !ok {
+		return nil
+	}
+	return v
+}
+
+// TestMappingsRustExample runs the Rust connector's four example mappings
+// (plus a placeholder mapping) and checks routing and metadata at QoS 0, 1
+// and 2, against mochi and, when MQTT_TEST_URL is set, that broker.
+func TestMappingsRustExample(t *testing.T) {
+	for _, bc := range testBrokers(t, false) {
+		t.Run(bc.name, func(t *testing.T) {
+			id := runID(t)
+			p := id // topic prefix
+			rec := newReceived()
+			ts := startStream(t, fmt.Sprintf(`
+urls: [ %s ]
+client_id: %s-bridge
+topic_mappings:
+  - mqtt_topic: %[3]s/sensors/+/zone1
+    danube_topic: /iot/sensors_zone1
+    qos: ExactlyOnce
+    partitions: 4
+  - mqtt_topic: %[3]s/devices/+/telemetry
+    danube_topic: /iot/device_telemetry
+    qos: 2
+    partitions: 2
+  - mqtt_topic: %[3]s/sensors/temp/#
+    danube_topic: /iot/temperature
+    qos: "2"
+  - mqtt_topic: %[3]s/debug/#
+    danube_topic: /iot/debug
+    qos: AtMostOnce
+  - mqtt_topic: %[3]s/kinds/{kind}/{site}
+    danube_topic: /{site}/{kind}_raw
+    qos: AtLeastOnce
+    reliable_dispatch: false
+`, bc.url, id, p), func(_ context.Context, m *service.Message) error {
+				rec.add(m)
+				return nil
+			})
+			ts.waitConnected(t)
+			pub := newPublisher(t, bc.url, id+"-pub", true)
+
+			type want struct {
+				topic, danube string
+				subQoS        byte
+				parts         int
+				reliable      bool
+				filter        string
+				errSet        bool
+			}
+			cases := []want{
+				{"sensors/temp/zone1", "/iot/sensors_zone1", 2, 4, true, "sensors/+/zone1", false}, // first match wins over sensors/temp/#
+				{"sensors/humidity/zone1", "/iot/sensors_zone1", 2, 4, true, "sensors/+/zone1", false},
+				{"sensors/temp/zone2", "/iot/temperature", 2, 0, true, "sensors/temp/#", false},
+				{"sensors/temp", "/iot/temperature", 2, 0, true, "sensors/temp/#", false}, // '#' matches the parent level
+				{"devices/device001/telemetry", "/iot/device_telemetry", 2, 2, true, "devices/+/telemetry", false},
+				{"debug/a/b", "/iot/debug", 0, 0, false, "debug/#", false},
+				{"kinds/temp/site1", "/site1/temp_raw", 1, 0, false, "kinds/+/+", false},
+				{"kinds/te.mp/site1", "", 1, 0, false, "kinds/+/+", true}, // captured value invalid in a Danube name
+			}
+			var all []string
+			for q := byte(0); q <= 2; q++ {
+				for i, c := range cases {
+					payload := fmt.Sprintf("q%d-%d", q, i)
+					all = append(all, payload)
+					pub.publishWait(t, p+"/"+c.topic, q, payload)
+				}
+				pub.publishWait(t, p+"/sensors/pressure/factory1", q, "never") // no subscription: never delivered
+			}
+			waitFor(t, 20*time.Second, "all messages", func() bool { return rec.unique() >= len(all) })
+			if n, s := rec.missing(all); n > 0 {
+				t.Fatalf("%d missing: %v", n, s)
+			}
+			for q := byte(0); q <= 2; q++ {
+				for i, c := range cases {
+					payload := fmt.Sprintf("q%d-%d", q, i)
+					for _, m := range rec.get(payload) {
+						wantQoS := min(q, c.subQoS)
+						if got := metaAny(t, m, "mqtt_topic"); got != p+"/"+c.topic {
+							t.Errorf("%s: mqtt_topic %v", payload, got)
+						}
+						if got := metaAny(t, m, "mqtt_qos"); got != int(wantQoS) {
+							t.Errorf("%s: mqtt_qos %v, want %d", payload, got, wantQoS)
+						}
+						if got := metaAny(t, m, "mqtt_retained"); got != false {
+							t.Errorf("%s: mqtt_retained %v", payload, got)
+						}
+						if got, ok := metaAny(t, m, "mqtt_duplicate").(bool); !ok {
+							t.Errorf("%s: mqtt_duplicate %v", payload, got)
+						}
+						if got, ok := metaAny(t, m, "mqtt_message_id").(int); !ok || (wantQoS > 0) != (got > 0) {
+							t.Errorf("%s: mqtt_message_id %v", payload, metaAny(t, m, "mqtt_message_id"))
+						}
+						if got := metaAny(t, m, "mqtt_filter"); got != p+"/"+c.filter {
+							t.Errorf("%s: mqtt_filter %v, want %s", payload, got, p+"/"+c.filter)
+						}
+						if c.errSet {
+							if m.GetError() == nil || metaAny(t, m, "danube_topic") != nil {
+								t.Errorf("%s: want an error and no danube_topic, got %v %v", payload, m.GetError(), metaAny(t, m, "danube_topic"))
+							}
+							continue
+						}
+						if m.GetError() != nil {
+							t.Errorf("%s: unexpected error %v", payload, m.GetError())
+						}
+						if got := metaAny(t, m, "danube_topic"); got != c.danube {
+							t.Errorf("%s: danube_topic %v, want %s", payload, got, c.danube)
+						}
+						if got := metaAny(t, m, "danube_partitions"); got != c.parts {
+							t.Errorf("%s: danube_partitions %v, want %d", payload, got, c.parts)
+						}
+						if got := metaAny(t, m, "danube_reliable_dispatch"); got != c.reliable {
+							t.Errorf("%s: danube_reliable_dispatch %v, want %v", payload, got, c.reliable)
+						}
+					}
+				}
+			}
+			if len(rec.get("never")) > 0 {
+				t.Errorf("an unsubscribed topic was delivered")
+			}
+			t.Logf("%d messages, %d unique, %d duplicates (overlapping subscriptions may be delivered twice by some brokers)", rec.total, rec.unique(), rec.duplicates())
+		})
+	}
+}

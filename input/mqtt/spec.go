@@ -1,0 +1,264 @@
+package mqtt
+
+import (
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+// Field names of the mqtt input. They follow Benthos' usual mqtt input where
+// one exists.
+const (
+	fieldURLs           = "urls"
+	fieldClientID       = "client_id"
+	fieldDynamicSuffix  = "dynamic_client_id_suffix"
+	fieldUser           = "user"
+	fieldPassword       = "password"
+	fieldTLS            = "tls"
+	fieldKeepalive      = "keepalive"
+	fieldConnectTimeout = "connect_timeout"
+	fieldCleanSession   = "clean_session"
+	fieldWill           = "will"
+	fieldMaxUnacked     = "max_unacked"
+	fieldMappings       = "topic_mappings"
+	fieldTopics         = "topics"
+	fieldQoS            = "qos"
+
+	fieldMapMQTTTopic   = "mqtt_topic"
+	fieldMapDanubeTopic = "danube_topic"
+	fieldMapQoS         = "qos"
+	fieldMapPartitions  = "partitions"
+	fieldMapReliable    = "reliable_dispatch"
+)
+
+const qosLintRule = `root = if ![0, 1, 2, "0", "1", "2", "AtMostOnce", "AtLeastOnce", "ExactlyOnce"].contains(this) { ["qos must be 0, 1, 2, AtMostOnce, AtLeastOnce or ExactlyOnce, got %v".format(this)] }`
+
+const specLintRule = `
+let nt = this.topics.or([]).length()
+let nm = this.topic_mappings.or([]).length()
+root = [
+  if $nt == 0 && $nm == 0 { "one of topics or topic_mappings must list at least one filter" },
+  if $nt > 0 && $nm > 0 { "set either topics or topic_mappings, not both" },
+  if this.clean_session.or(true) == false && this.client_id.or("") == "" { "clean_session: false (a persistent session) needs a non-empty client_id" },
+  if this.will.enabled.or(false) && this.will.topic.or("") == "" { "will.enabled needs a will.topic" },
+  if this.max_unacked.or(1024) < 1 { "max_unacked must be at least 1" },
+].filter(e -> e != null)
+`
+
+// Spec returns the configuration spec of the mqtt input.
+func Spec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Beta().
+		Categories("Services").
+		Version("0.1.0").
+		Summary("Subscribes to an MQTT 3.1.1 broker, routes each message to a Danube topic through `topic_mappings`, and acknowledges it to the broker (PUBACK/PUBREC) only after the pipeline's output has confirmed it.").
+		Description(specDescription).
+		Fields(
+			service.NewURLListField(fieldURLs).
+				Description("Broker URLs to connect to, tried in order. Schemes: `tcp://` (or `mqtt://`), `ssl://` (or `tls://`, `mqtts://`), `ws://`, `wss://`. Items containing commas are split.").
+				Example([]string{"tcp://localhost:1883"}),
+			service.NewStringField(fieldClientID).
+				Description("MQTT client identifier. Required (non-empty) with `clean_session: false`, and must then be stable across restarts and unique per bridge instance: two clients with the same id keep disconnecting each other.").
+				Default(""),
+			service.NewStringAnnotatedEnumField(fieldDynamicSuffix, map[string]string{
+				"nanoid": "Append a 21 character nanoid, generated once per process start.",
+			}).
+				Description("Append a random suffix to `client_id`, e.g. for replicas in Kubernetes. The suffix changes on every start, so a persistent session is not resumed after a restart; use it with shared subscriptions and `clean_session: true`.").
+				Optional().
+				Advanced(),
+			service.NewStringField(fieldUser).
+				Description("Username for broker authentication.").
+				Default("").
+				Advanced(),
+			service.NewStringField(fieldPassword).
+				Description("Password for broker authentication.").
+				Default("").
+				Secret().
+				Advanced(),
+			service.NewTLSToggledField(fieldTLS),
+			service.NewDurationField(fieldKeepalive).
+				Description("MQTT keep-alive interval. The client pings the broker when idle; the connection stays up while the output is stalled, because acks are withheld without blocking the network loop.").
+				Default("30s").
+				Advanced(),
+			service.NewDurationField(fieldConnectTimeout).
+				Description("Timeout for establishing the connection (TCP/TLS/WebSocket dial and CONNACK) and for the SUBACK.").
+				Default("30s").
+				Advanced(),
+			service.NewBoolField(fieldCleanSession).
+				Description("Start a clean session on every connect. Set to `false` (with a stable `client_id`) so the broker keeps the subscriptions and queues QoS 1/2 messages while the bridge is down; they arrive after it restarts. Subscriptions are re-sent on every connect whatever this says.").
+				Default(true),
+			service.NewObjectField(fieldWill,
+				service.NewBoolField("enabled").Description("Register a last-will message.").Default(false),
+				service.NewIntField("qos").Description("QoS of the will message (0, 1 or 2).").Default(0),
+				service.NewBoolField("retained").Description("Publish the will message retained.").Default(false),
+				service.NewStringField("topic").Description("Topic of the will message.").Default(""),
+				service.NewStringField("payload").Description("Payload of the will message.").Default(""),
+			).
+				Description("Last-will message the broker publishes when the bridge disconnects uncleanly.").
+				Advanced(),
+			service.NewIntField(fieldMaxUnacked).
+				Description("Maximum number of messages handed to the pipeline and not yet acknowledged. When reached, the input stops reading: QoS 1/2 messages then wait in the broker's in-flight window (withheld acks), and QoS 0 messages beyond another `max_unacked` waiting messages are dropped and counted in `mqtt_input_qos0_dropped`.").
+				Default(1024).
+				Advanced(),
+			service.NewObjectListField(fieldMappings,
+				service.NewStringField(fieldMapMQTTTopic).
+					Description("MQTT topic filter with `+` and `#` wildcards, named placeholders `{name}` (a whole level, subscribed as `+`), or a shared subscription `$share/<group>/<filter>`.").
+					Examples("sensors/+/zone1", "sensors/{kind}/zone1", "$share/bridge/devices/+/telemetry", "debug/#"),
+				service.NewStringField(fieldMapDanubeTopic).
+					Description("Danube topic `/namespace/topic` for messages matching `mqtt_topic`. May use the placeholders named in `mqtt_topic`, e.g. `/iot/{kind}_zone1`.").
+					Examples("/iot/sensors_zone1", "/iot/{kind}_zone1"),
+				service.NewAnyField(fieldMapQoS).
+					Description("Subscription QoS: `0`, `1`, `2`, or the Rust connector's names `AtMostOnce`, `AtLeastOnce`, `ExactlyOnce`. The broker delivers at min(publisher QoS, this).").
+					Default(1).
+					LintRule(qosLintRule),
+				service.NewIntField(fieldMapPartitions).
+					Description("Number of partitions of the Danube topic (0 = not partitioned), passed on as `danube_partitions`.").
+					Default(0),
+				service.NewBoolField(fieldMapReliable).
+					Description("Reliable dispatch on the Danube topic, passed on as `danube_reliable_dispatch`. Defaults to true unless `qos` is 0.").
+					Optional(),
+			).
+				Description("Routes from MQTT filters to Danube topics, evaluated in order; the first match wins. Each filter is subscribed at its own QoS.").
+				Default([]any{}),
+			service.NewStringListField(fieldTopics).
+				Description("Plain form without Danube routing: topic filters to subscribe to at `qos`, for pipelines that go elsewhere. Mutually exclusive with `topic_mappings`.").
+				Default([]any{}).
+				Advanced(),
+			service.NewIntField(fieldQoS).
+				Description("Subscription QoS for the plain `topics` form.").
+				Default(1).
+				LintRule(`root = if ![0, 1, 2].contains(this) { ["qos must be 0, 1 or 2, got %v".format(this)] }`).
+				Advanced(),
+			service.NewAutoRetryNacksToggleField(),
+		).
+		LintRule(specLintRule).
+		Example("Rust connector mappings",
+			"The four mappings of the Rust MQTT connector's example, with a per-kind topic for zone 1 and a persistent session.",
+			`
+input:
+  mqtt:
+    urls: [ tcp://localhost:1883 ]
+    client_id: benthos-danube-bridge
+    clean_session: false
+    topic_mappings:
+      - mqtt_topic: sensors/+/zone1
+        danube_topic: /iot/sensors_zone1
+        qos: AtLeastOnce
+        partitions: 4
+      - mqtt_topic: devices/+/telemetry
+        danube_topic: /iot/device_telemetry
+        qos: 1
+        partitions: 2
+      - mqtt_topic: sensors/temp/#
+        danube_topic: /iot/temperature
+      - mqtt_topic: debug/#
+        danube_topic: /iot/debug
+        qos: 0
+output:
+  danube:
+    url: http://localhost:6650
+`).
+		Example("Per-device-kind topics, scaled out",
+			"A named placeholder routes each sensor kind to its own Danube topic; a shared subscription spreads the stream over several bridge instances.",
+			`
+input:
+  mqtt:
+    urls: [ tcp://broker:1883 ]
+    client_id: bridge-${HOSTNAME}
+    clean_session: false
+    topic_mappings:
+      - mqtt_topic: $share/danube-bridge/sensors/{kind}/zone1
+        danube_topic: /iot/{kind}_zone1
+        qos: 1
+`)
+}
+
+const specDescription = `
+Built on the Eclipse Paho Go client (MQTT 3.1.1).
+
+== Acknowledgements and delivery guarantee
+
+Paho's automatic acknowledgement is disabled. A QoS 1 message is PUBACKed (a QoS 2 message PUBRECed) only
+when Benthos acknowledges it, that is after the output confirmed it (for the ` + "`danube`" + ` output: after
+the Danube broker acknowledged the send). With ` + "`auto_replay_nacks: true`" + ` (the default) a message the
+output rejects is retried inside the pipeline and never acknowledged to MQTT before it is delivered. With
+` + "`auto_replay_nacks: false`" + ` a rejected message is acknowledged to MQTT and dropped (counted in
+` + "`mqtt_input_nack_dropped`" + `).
+
+Together with ` + "`clean_session: false`" + `, a stable ` + "`client_id`" + ` and a broker that persists sessions, this
+gives at-least-once delivery from the MQTT broker to the output across output outages, bridge crashes and
+restarts, and broker restarts. Messages the broker redelivers carry ` + "`mqtt_duplicate: true`" + `;
+downstream consumers should expect duplicates.
+
+PUBACKs are sent in the order the output confirms messages, which may differ from the order the
+PUBLISH packets arrived in (MQTT 3.1.1 [MQTT-4.6.0-2] asks for arrival order). Releasing them strictly in
+order would let one message stuck in retry hold back every later acknowledgement and stall the whole bridge;
+brokers identify acknowledgements by packet identifier and accept them in any order.
+
+== Flow control
+
+At most ` + "`max_unacked`" + ` messages are in the pipeline unacknowledged. The network loop is never blocked:
+received messages are queued and the input stops handing them over when the bound is reached. For QoS 1/2
+the broker's in-flight window (Mosquitto ` + "`max_inflight_messages`" + `, default 20) limits how many the
+broker sends without an acknowledgement, so withheld acks are the backpressure and nothing is dropped; the
+queue is bounded by that window. Keep-alive pings continue during an output stall. QoS 0 has no window:
+past ` + "`max_unacked`" + ` waiting QoS 0 messages, new ones are dropped, counted in
+` + "`mqtt_input_qos0_dropped`" + ` and logged (rate-limited).
+
+== Topic mappings
+
+` + "`topic_mappings`" + ` are evaluated in order and the first match wins. Matching follows MQTT 3.1.1 §4.7:
+` + "`+`" + ` matches one level (also an empty one), ` + "`#`" + ` matches any number of levels including the parent
+(` + "`sensors/#`" + ` matches ` + "`sensors`" + `), topics starting with ` + "`$`" + ` are not matched by a filter whose
+first level is a wildcard, and a ` + "`$share/<group>/`" + ` prefix is stripped before matching. Wildcards and
+placeholders must occupy a whole level; ` + "`#`" + ` must be the last level.
+
+Named placeholders: a level written ` + "`{name}`" + ` in ` + "`mqtt_topic`" + ` (name: ` + "`[A-Za-z_][A-Za-z0-9_]*`" + `)
+is subscribed as ` + "`+`" + ` and its value can be used in ` + "`danube_topic`" + `: with
+` + "`mqtt_topic: sensors/{kind}/zone1`" + ` and ` + "`danube_topic: /iot/{kind}_zone1`" + `, a message on
+` + "`sensors/temp/zone1`" + ` goes to ` + "`/iot/temp_zone1`" + `. Positional references are not supported. At start-up
+every ` + "`danube_topic`" + ` is checked to be a valid ` + "`/namespace/topic`" + ` whatever the captured values, and every
+placeholder it uses must be named in the filter. At run time a captured value that is empty or contains a
+character outside ` + "`[A-Za-z0-9_-]`" + ` cannot form a topic name: the message is still delivered, without
+` + "`danube_topic`" + `, with an error set (see ` + "`errored()`" + ` and the ` + "`catch`" + ` processor / ` + "`switch`" + ` output
+to route it, e.g. to a dead-letter topic), counted in ` + "`mqtt_input_placeholder_errors`" + ` and logged.
+
+A message that matches no mapping (for example from a subscription a persistent session kept from an earlier
+configuration) is delivered with the ` + "`mqtt_*`" + ` metadata only and an error set, counted in
+` + "`mqtt_input_unmatched`" + ` and logged as a rate-limited warning. It is never dropped silently; route errored
+messages explicitly.
+
+Config errors name the mapping index and field, e.g.
+` + "`topic_mappings[2].mqtt_topic: invalid filter \"a/#/b\": '#' must be the last level`" + `.
+
+== Sessions and reconnects
+
+The input reconnects with exponential backoff (0.5 s to 30 s) and re-subscribes every mapping on every
+connect, whatever ` + "`clean_session`" + ` says. A refused subscription (SUBACK 0x80) fails the connection
+attempt with an error naming the filter. While disconnected the input reports not ready on ` + "`/ready`" + `.
+A warning is logged at start-up when QoS ≥ 1 mappings run with ` + "`clean_session: true`" + `: messages
+published while the bridge is down are then lost. An empty ` + "`client_id`" + ` with ` + "`clean_session: false`" + `
+is a config error.
+
+== Scaling out
+
+Run several bridge instances on one stream with a shared subscription, ` + "`mqtt_topic: $share/<group>/<filter>`" + `
+(Mosquitto ≥ 2.0, EMQX, HiveMQ, VerneMQ; also for MQTT 3.1.1 clients). The broker delivers each message to
+one member of the group. Give every instance its own ` + "`client_id`" + `.
+
+== Metadata
+
+- ` + "`mqtt_topic`" + ` (string): the topic the message was published on.
+- ` + "`mqtt_qos`" + ` (int): the QoS it was delivered at.
+- ` + "`mqtt_retained`" + ` (bool): the retain flag.
+- ` + "`mqtt_duplicate`" + ` (bool): the DUP flag (a redelivery).
+- ` + "`mqtt_message_id`" + ` (int): the packet identifier (0 at QoS 0).
+- ` + "`mqtt_filter`" + ` (string): the subscription filter that matched, as sent to the broker.
+- ` + "`danube_topic`" + ` (string), ` + "`danube_partitions`" + ` (int), ` + "`danube_reliable_dispatch`" + ` (bool): from the
+  matching mapping (not set in the plain ` + "`topics`" + ` form).
+
+== Metrics
+
+` + "`mqtt_input_unmatched`" + `, ` + "`mqtt_input_placeholder_errors`" + `, ` + "`mqtt_input_qos0_dropped`" + `,
+` + "`mqtt_input_acks_sent`" + ` (PUBACK/PUBREC), ` + "`mqtt_input_duplicates`" + ` (messages with the DUP flag),
+` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
+` + "`mqtt_input_queued`" + ` (gauges), in addition to Benthos' ` + "`input_*`" + ` metrics.
+`
