@@ -136,13 +136,20 @@ func TestLintRules(t *testing.T) {
 		return strings.Join(s, "; ")
 	}
 	cases := map[string]string{
-		"urls: [tcp://x:1883]\n":                                                                         "one of topics or topic_mappings",
-		"urls: [tcp://x:1883]\ntopics: [a]\nclean_session: false\n":                                      "needs a non-empty client_id",
-		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a/b, qos: 3}]\n":          "qos must be 0, 1, 2",
-		"urls: [tcp://x:1883]\ntopics: [a]\nqos: 7\n":                                                    "qos must be 0, 1 or 2",
-		"urls: [tcp://x:1883]\ntopics: [a]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a/b}]\n":     "not both",
-		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a/b, topik: 1}]\n":        "topik",
-		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a/b, qos: AtMostOnce}]\n": "",
+		"urls: [tcp://x:1883]\n":                                                                            "one of topics or topic_mappings",
+		"urls: [tcp://x:1883]\ntopics: [a]\nclean_session: false\n":                                         "needs a non-empty client_id",
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a/b, qos: 3}]\n":             "qos must be 0, 1, 2",
+		"urls: [tcp://x:1883]\ntopics: [a]\nqos: 7\n":                                                       "qos must be 0, 1 or 2",
+		"urls: [tcp://x:1883]\ntopics: [a]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a/b}]\n":        "not both",
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a/b, topik: 1}]\n":           "topik",
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a/b, qos: AtMostOnce}]\n":    "",
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a/#/b, danube_topic: /a/b}]\n":                 `invalid filter "a/#/b"`,
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a+, danube_topic: /a/b}]\n":                    `invalid filter "a+"`,
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: \"\", danube_topic: /a/b}]\n":                  "must not be empty",
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: \"$share/g/a/#\", danube_topic: /a/b}]\n":      "",
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: \"s/{k}/z\", danube_topic: \"/iot/{k}_z\"}]\n": "",
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a, danube_topic: iot/x}]\n":                    `invalid danube_topic "iot/x"`,
+		"urls: [tcp://x:1883]\ntopic_mappings: [{mqtt_topic: a, danube_topic: /a.b/c}]\n":                   `invalid danube_topic "/a.b/c"`,
 	}
 	for y, want := range cases {
 		got := lint(y)

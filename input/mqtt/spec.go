@@ -31,6 +31,25 @@ const (
 
 const qosLintRule = `root = if ![0, 1, 2, "0", "1", "2", "AtMostOnce", "AtLeastOnce", "ExactlyOnce"].contains(this) { ["qos must be 0, 1, 2, AtMostOnce, AtLeastOnce or ExactlyOnce, got %v".format(this)] }`
 
+// filterLintRule lets `lint` catch the filter syntax errors that the
+// constructor reports in full (MQTT 3.1.1 §4.7.1).
+const filterLintRule = `
+let s = if this.has_prefix("$share/") { this.split("/").slice(2).join("/") } else { this }
+let levels = $s.split("/")
+let n = $levels.length()
+root = if this == "" { ["mqtt_topic must not be empty"] } else {
+  $levels.enumerated().map_each(e -> if e.value.contains("#") && (e.value != "#" || e.index != $n - 1) {
+    "invalid filter %q: '#' must be a whole level and the last one".format(this)
+  } else if e.value.contains("+") && e.value != "+" {
+    "invalid filter %q: '+' must be a whole level".format(this)
+  } else { null }).filter(x -> x != null)
+}
+`
+
+// danubeTopicLintRule checks the static form of danube_topic; placeholders
+// stand for a single name part.
+const danubeTopicLintRule = `root = if !this.re_replace_all("\\{[A-Za-z0-9_]+\\}", "x").re_match("^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$") { ["invalid danube_topic %q: the required form is /namespace/topic, each part made of letters, digits, _ and - (placeholders {name} allowed)".format(this)] }`
+
 const specLintRule = `
 let nt = this.topics.or([]).length()
 let nm = this.topic_mappings.or([]).length()
@@ -101,10 +120,12 @@ func Spec() *service.ConfigSpec {
 			service.NewObjectListField(fieldMappings,
 				service.NewStringField(fieldMapMQTTTopic).
 					Description("MQTT topic filter with `+` and `#` wildcards, named placeholders `{name}` (a whole level, subscribed as `+`), or a shared subscription `$share/<group>/<filter>`.").
-					Examples("sensors/+/zone1", "sensors/{kind}/zone1", "$share/bridge/devices/+/telemetry", "debug/#"),
+					Examples("sensors/+/zone1", "sensors/{kind}/zone1", "$share/bridge/devices/+/telemetry", "debug/#").
+					LintRule(filterLintRule),
 				service.NewStringField(fieldMapDanubeTopic).
 					Description("Danube topic `/namespace/topic` for messages matching `mqtt_topic`. May use the placeholders named in `mqtt_topic`, e.g. `/iot/{kind}_zone1`.").
-					Examples("/iot/sensors_zone1", "/iot/{kind}_zone1"),
+					Examples("/iot/sensors_zone1", "/iot/{kind}_zone1").
+					LintRule(danubeTopicLintRule),
 				service.NewAnyField(fieldMapQoS).
 					Description("Subscription QoS: `0`, `1`, `2`, or the Rust connector's names `AtMostOnce`, `AtLeastOnce`, `ExactlyOnce`. The broker delivers at min(publisher QoS, this).").
 					Default(1).
