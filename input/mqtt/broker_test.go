@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,16 +17,20 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"go.etcd.io/bbolt"
 )
 
 // testBroker is an embedded mochi MQTT broker on 127.0.0.1, restartable on
-// the same port, optionally with sessions kept in memStore across restarts.
+// the same port, optionally with sessions kept across restarts by mochi's bolt
+// storage hook (boltStore) in a file, and with sessionGuard closing mochi's
+// session take-over race.
 type testBroker struct {
 	t     testing.TB
 	addr  string
-	store *memStore // nil: sessions die with the server
+	store string // bolt database file; "": sessions die with the server
 	obs   *observer
 	mu    sync.Mutex
 	srv   *mochi.Server
@@ -34,7 +40,7 @@ func newTestBroker(t testing.TB, persistent bool) *testBroker {
 	t.Helper()
 	b := &testBroker{t: t, addr: "127.0.0.1:0", obs: newObserver()}
 	if persistent {
-		b.store = newMemStore()
+		b.store = filepath.Join(t.TempDir(), "mochi.db")
 	}
 	b.start()
 	t.Cleanup(b.stop)
@@ -51,9 +57,14 @@ func (b *testBroker) start() {
 	if err := srv.AddHook(b.obs, nil); err != nil {
 		b.t.Fatal(err)
 	}
-	if b.store != nil {
-		if err := srv.AddHook(b.store, nil); err != nil {
-			b.t.Fatal(err)
+	if err := srv.AddHook(newSessionGuard(), nil); err != nil {
+		b.t.Fatal(err)
+	}
+	if b.store != "" {
+		// NoSync: the file outlives the server, not the machine.
+		err := srv.AddHook(boltStore{new(bolt.Hook)}, &bolt.Options{Path: b.store, Options: &bbolt.Options{Timeout: 5 * time.Second, NoSync: true}})
+		if err != nil {
+			b.t.Fatalf("mochi bolt storage: %v", err)
 		}
 	}
 	l := listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr})
@@ -108,16 +119,25 @@ type observer struct {
 	denySub  map[string]bool
 	badUser  string
 	pubs     map[string]int // payloads the broker accepted from publishers
+	routes   map[string][]route
+}
+
+// route is one QoS>0 PUBLISH the broker queued for a subscriber: which
+// client object (a taken-over one is orphaned) and packet id, for diagnostics.
+type route struct {
+	cl  *mochi.Client
+	pid uint16
+	at  time.Time
 }
 
 func newObserver() *observer {
-	return &observer{acks: map[string]map[uint16]int{}, ackTotal: map[string]int{}, denySub: map[string]bool{}, pubs: map[string]int{}}
+	return &observer{acks: map[string]map[uint16]int{}, ackTotal: map[string]int{}, denySub: map[string]bool{}, pubs: map[string]int{}, routes: map[string][]route{}}
 }
 
 func (o *observer) ID() string { return "test-observer" }
 
 func (o *observer) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnPacketRead, mochi.OnACLCheck, mochi.OnConnectAuthenticate, mochi.OnPublished}, []byte{b})
+	return bytes.Contains([]byte{mochi.OnPacketRead, mochi.OnACLCheck, mochi.OnConnectAuthenticate, mochi.OnPublished, mochi.OnQosPublish}, []byte{b})
 }
 
 func (o *observer) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
@@ -147,6 +167,27 @@ func (o *observer) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Pa
 	return pk, nil
 }
 
+func (o *observer) OnQosPublish(cl *mochi.Client, pk packets.Packet, _ int64, _ int) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	o.mu.Lock()
+	o.routes[string(pk.Payload)] = append(o.routes[string(pk.Payload)], route{cl: cl, pid: pk.PacketID, at: time.Now()})
+	o.mu.Unlock()
+}
+
+// describe tells, for a missing payload, where the broker routed it.
+func (o *observer) describe(payload string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := ""
+	for _, r := range o.routes[payload] {
+		_, inMem := r.cl.State.Inflight.Get(r.pid)
+		out += fmt.Sprintf("[%s pid %d cl %p takenOver %v closed %v stillInflight %v at %s] ", r.cl.ID, r.pid, r.cl, r.cl.IsTakenOver(), r.cl.Closed(), inMem, r.at.Format("15:04:05.000"))
+	}
+	return out
+}
+
 func (o *observer) OnPublished(_ *mochi.Client, pk packets.Packet) {
 	o.mu.Lock()
 	o.pubs[string(pk.Payload)]++
@@ -172,131 +213,140 @@ func (o *observer) totalAcks(client string) int {
 	return o.ackTotal[client]
 }
 
-// memStore is a minimal in-memory mochi storage hook: the broker's sessions
-// (clients, subscriptions, in-flight messages) survive a server stop/start
-// when the same memStore is added to the new server. It plays the role of
-// mochi's badger/bolt/pebble hooks, which are not available offline.
-type memStore struct {
-	mochi.HookBase
-	mu       sync.Mutex
-	clients  map[string]storage.Client
-	subs     map[string]storage.Subscription
-	inflight map[string]storage.Message
+// boltStore is mochi's own bbolt storage hook, which keeps the broker's
+// sessions (clients, subscriptions, in-flight messages) in a file that
+// survives a server stop and start, with two repairs of what mochi v2.7.9
+// restores from it:
+//
+//   - Its bolt hook does not save the packet id of an in-flight message
+//     (OnQosPublish leaves storage.Message.PacketID unset, unlike the badger
+//     and pebble hooks), so every restored message of a client would get
+//     packet id 0 and overwrite the others in the client's in-flight map: all
+//     but one lost. The id is the suffix of the record's key
+//     ("IFM_<client>:<id>"), and is restored from there.
+//   - For an incoming QoS 1 PUBLISH, mochi stores the PUBACK as in-flight,
+//     writes it, and only when the write succeeded deletes it and routes the
+//     message (processPublish). A stored PUBACK therefore means the message
+//     was never routed: the write failed because the server was closing.
+//     Restored, mochi would send that PUBACK to the reconnecting publisher
+//     (ResendInflightMessages), which then forgets a message no subscriber
+//     ever got. Such records are not restored, so the publisher's session
+//     resends the PUBLISH (DUP) instead, as MQTT 3.1.1 §4.4 intends.
+type boltStore struct {
+	*bolt.Hook
 }
 
-func newMemStore() *memStore {
-	return &memStore{clients: map[string]storage.Client{}, subs: map[string]storage.Subscription{}, inflight: map[string]storage.Message{}}
-}
-
-func (s *memStore) ID() string { return "test-memstore" }
-
-func (s *memStore) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mochi.OnSessionEstablished, mochi.OnDisconnect, mochi.OnSubscribed, mochi.OnUnsubscribed,
-		mochi.OnQosPublish, mochi.OnQosComplete, mochi.OnQosDropped, mochi.OnClientExpired,
-		mochi.StoredClients, mochi.StoredSubscriptions, mochi.StoredInflightMessages,
-	}, []byte{b})
-}
-
-func (s *memStore) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.clients[cl.ID] = storage.Client{
-		ID: cl.ID, T: storage.ClientKey, Remote: cl.Net.Remote, Listener: cl.Net.Listener,
-		Username: cl.Properties.Username, Clean: cl.Properties.Clean, ProtocolVersion: cl.Properties.ProtocolVersion,
+func (s boltStore) StoredInflightMessages() ([]storage.Message, error) {
+	v, err := s.Hook.StoredInflightMessages()
+	if err != nil {
+		return nil, fmt.Errorf("bolt in-flight messages: %w", err)
 	}
-}
-
-func (s *memStore) OnDisconnect(cl *mochi.Client, _ error, expire bool) {
-	if !expire || cl.StopCause() == packets.ErrSessionTakenOver {
-		return
-	}
-	s.dropClient(cl.ID)
-}
-
-func (s *memStore) OnClientExpired(cl *mochi.Client) { s.dropClient(cl.ID) }
-
-func (s *memStore) dropClient(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.clients, id)
-	for k, v := range s.subs {
-		if v.Client == id {
-			delete(s.subs, k)
-		}
-	}
-	for k, v := range s.inflight {
-		if v.Client == id {
-			delete(s.inflight, k)
-		}
-	}
-}
-
-func (s *memStore) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, f := range pk.Filters {
-		if codes[i] >= 0x80 {
+	out := v[:0]
+	for _, m := range v {
+		if m.FixedHeader.Type == packets.Puback {
 			continue
 		}
-		s.subs[cl.ID+":"+f.Filter] = storage.Subscription{ID: cl.ID + ":" + f.Filter, T: storage.SubscriptionKey, Client: cl.ID, Filter: f.Filter, Qos: codes[i]}
-	}
-}
-
-func (s *memStore) OnUnsubscribed(cl *mochi.Client, pk packets.Packet) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, f := range pk.Filters {
-		delete(s.subs, cl.ID+":"+f.Filter)
-	}
-}
-
-func (s *memStore) OnQosPublish(cl *mochi.Client, pk packets.Packet, sent int64, _ int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := fmt.Sprintf("%s:%d", cl.ID, pk.PacketID)
-	s.inflight[id] = storage.Message{
-		ID: id, T: storage.InflightKey, Client: cl.ID, Origin: pk.Origin, FixedHeader: pk.FixedHeader,
-		TopicName: pk.TopicName, Payload: append([]byte(nil), pk.Payload...), Sent: sent, Created: pk.Created, PacketID: pk.PacketID,
-	}
-}
-
-func (s *memStore) OnQosComplete(cl *mochi.Client, pk packets.Packet) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.inflight, fmt.Sprintf("%s:%d", cl.ID, pk.PacketID))
-}
-
-func (s *memStore) OnQosDropped(cl *mochi.Client, pk packets.Packet) { s.OnQosComplete(cl, pk) }
-
-func (s *memStore) StoredClients() ([]storage.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]storage.Client, 0, len(s.clients))
-	for _, v := range s.clients {
-		out = append(out, v)
+		if m.PacketID == 0 {
+			j := strings.LastIndexByte(m.ID, ':')
+			id, err := strconv.ParseUint(m.ID[j+1:], 10, 16)
+			if j < 0 || err != nil {
+				return nil, fmt.Errorf("in-flight record %q has no packet id", m.ID)
+			}
+			m.PacketID = uint16(id)
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
 
-func (s *memStore) StoredSubscriptions() ([]storage.Subscription, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]storage.Subscription, 0, len(s.subs))
-	for _, v := range s.subs {
-		out = append(out, v)
-	}
-	return out, nil
+// sessionGuard closes a race in mochi v2.7.9's session take-over that loses
+// QoS 1/2 messages of persistent sessions. A PUBLISH is routed by looking the
+// subscriber up in s.Clients and then adding the message to that client's
+// in-flight map; a reconnecting client takes the session over by cloning the
+// old client object's in-flight map, clearing it, and replacing the object in
+// s.Clients (inheritClientSession). A message routed to the old object after
+// the clone (it was looked up before the replacement) ends in the orphaned
+// object's in-flight map: never sent, never stored, lost. It shows most after
+// a broker restart, when publishers reconnect first and route to the restored
+// offline session while the subscriber takes it over.
+//
+// The guard makes routing and take-over mutually exclusive: routing a PUBLISH
+// (OnPublish .. OnPacketProcessed) holds a read lock, establishing a session
+// (OnSessionEstablish .. the CONNACK, after the take-over) the write lock.
+type sessionGuard struct {
+	mochi.HookBase
+	rw      sync.RWMutex
+	mu      sync.Mutex
+	readers map[*mochi.Client]bool
+	writer  *mochi.Client
+	release chan struct{}
 }
 
-func (s *memStore) StoredInflightMessages() ([]storage.Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]storage.Message, 0, len(s.inflight))
-	for _, v := range s.inflight {
-		out = append(out, v)
+func newSessionGuard() *sessionGuard { return &sessionGuard{readers: map[*mochi.Client]bool{}} }
+
+func (g *sessionGuard) ID() string { return "test-session-guard" }
+
+func (g *sessionGuard) Provides(b byte) bool {
+	return bytes.Contains([]byte{mochi.OnPublish, mochi.OnPacketProcessed, mochi.OnSessionEstablish, mochi.OnSessionEstablished, mochi.OnPacketEncode}, []byte{b})
+}
+
+func (g *sessionGuard) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	g.rw.RLock()
+	g.mu.Lock()
+	g.readers[cl] = true
+	g.mu.Unlock()
+	return pk, nil
+}
+
+func (g *sessionGuard) OnPacketProcessed(cl *mochi.Client, pk packets.Packet, _ error) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return
 	}
-	return out, nil
+	g.mu.Lock()
+	held := g.readers[cl]
+	delete(g.readers, cl)
+	g.mu.Unlock()
+	if held {
+		g.rw.RUnlock()
+	}
+}
+
+func (g *sessionGuard) OnSessionEstablish(cl *mochi.Client, _ packets.Packet) {
+	g.rw.Lock()
+	done := make(chan struct{})
+	g.mu.Lock()
+	g.writer, g.release = cl, done
+	g.mu.Unlock()
+	// Safety net: a connection that fails before its CONNACK is encoded
+	// must not keep the broker locked.
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			g.unlock(cl)
+		}
+	}()
+}
+
+func (g *sessionGuard) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack {
+		g.unlock(cl)
+	}
+	return pk
+}
+
+func (g *sessionGuard) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) { g.unlock(cl) }
+
+func (g *sessionGuard) unlock(cl *mochi.Client) {
+	g.mu.Lock()
+	if g.writer != cl {
+		g.mu.Unlock()
+		return
+	}
+	close(g.release)
+	g.writer, g.release = nil, nil
+	g.mu.Unlock()
+	g.rw.Unlock()
 }
 
 // externalBrokerURL returns MQTT_TEST_URL, failing the test when it is set
