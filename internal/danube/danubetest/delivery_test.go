@@ -189,8 +189,8 @@ func TestReliableDelivery(t *testing.T) {
 	start = time.Now()
 	mustOK(t, st.nack(ctx, "sub", again, &d))
 	again = r.next(t, 2*time.Second)
-	if time.Since(start) < 200*time.Millisecond {
-		t.Fatalf("delay_ms ignored: %v", time.Since(start))
+	if time.Since(start) < 200*time.Millisecond || again.GetMsgId().GetTopicOffset() != 2 {
+		t.Fatalf("delay_ms ignored or wrong message: offset %d after %v", again.GetMsgId().GetTopicOffset(), time.Since(start))
 	}
 
 	// Stream drop → immediate redelivery to the next stream.
