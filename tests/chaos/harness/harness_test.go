@@ -1,0 +1,159 @@
+package harness
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestMosquittoRestartKeepsQueuedMessages checks the premise of the chaos
+// soak: with persistent sessions on both sides and graceful restarts, the
+// MQTT broker itself loses nothing, so a loss in the soak can only be ours.
+func TestMosquittoRestartKeepsQueuedMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto")
+	}
+	if !MosquittoAvailable() {
+		t.Skip("mosquitto not on PATH")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mq, err := StartMosquitto(ctx, MosquittoOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mq.Close)
+	sub, err := NewSubscriber(SubscriberConfig{URL: mq.URL(), ClientID: "h-witness", Filter: "h/+/d", QoS: 1, Parse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	ledger := NewLedger()
+	pub, err := NewPublisher(PublisherConfig{URL: mq.URL(), ClientID: "h-pub", Topic: func(d string) string { return "h/" + d + "/d" },
+		Devices: []string{"a", "b"}, Rate: 400, QoS: 1, Ledger: ledger, RetryAfter: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	lctx, stop := context.WithTimeout(ctx, 3*time.Second)
+	defer stop()
+	done := make(chan struct{})
+	go func() { pub.Run(lctx); close(done) }()
+	time.Sleep(time.Second)
+	if err := mq.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := mq.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	fctx, fcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer fcancel()
+	pub.Flush(fctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		missing := 0
+		for id, e := range ledger.Snapshot() {
+			if e.Acked && !sub.Seen(id) {
+				missing++
+			}
+		}
+		attempted, acked, retries := ledger.Counts()
+		if missing == 0 && acked == attempted {
+			t.Logf("attempted %d acked %d retries %d, witness got %d (dups incl.)", attempted, acked, retries, sub.Count())
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("attempted %d acked %d: %d PUBACKed messages never reached the persistent subscriber", attempted, acked, missing)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestMosquittoKeepsOfflineQueueAcrossRestart: messages queued for an offline
+// persistent session survive a graceful broker restart.
+func TestMosquittoKeepsOfflineQueueAcrossRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto")
+	}
+	if !MosquittoAvailable() {
+		t.Skip("mosquitto not on PATH")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mq, err := StartMosquitto(ctx, MosquittoOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mq.Close)
+	cfg := SubscriberConfig{URL: mq.URL(), ClientID: "o-witness", Filter: "o/+/d", QoS: 1, Parse: true}
+	sub, err := NewSubscriber(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Close() // offline, session kept
+	ledger := NewLedger()
+	pub, err := NewPublisher(PublisherConfig{URL: mq.URL(), ClientID: "o-pub", Topic: func(d string) string { return "o/" + d + "/d" },
+		Devices: []string{"a"}, QoS: 1, Ledger: ledger, Limit: 3000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Run(ctx)
+	fctx, fcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer fcancel()
+	pub.Flush(fctx)
+	pub.Close()
+	if err := mq.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub, err = NewSubscriber(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		missing := 0
+		for id, e := range ledger.Snapshot() {
+			if e.Acked && !sub.Seen(id) {
+				missing++
+			}
+		}
+		_, acked, _ := ledger.Counts()
+		if missing == 0 && acked == 3000 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acked %d, %d missing after the restart", acked, missing)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestDisplaced(t *testing.T) {
+	count := func(s []int64) int {
+		n := 0
+		for _, d := range Displaced(s) {
+			if d {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		seqs []int64
+		want int
+	}{
+		{nil, 0},
+		{[]int64{1, 2, 3}, 0},
+		{[]int64{1, 100, 2, 3, 4, 5}, 1}, // one jumps ahead: 1, not 4
+		{[]int64{3, 4, 5, 1, 2}, 2},      // two arrive late
+		{[]int64{2, 1}, 1},
+		{[]int64{5, 4, 3, 2, 1}, 4},
+	} {
+		if got := count(c.seqs); got != c.want {
+			t.Errorf("Displaced(%v) = %d, want %d", c.seqs, got, c.want)
+		}
+	}
+}
