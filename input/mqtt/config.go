@@ -46,6 +46,7 @@ type config struct {
 	cleanSession   bool
 	will           *willConfig
 	maxUnacked     int
+	orderedAcks    bool
 	mappings       []*mapping
 	plain          bool // topics form: no Danube routing
 	warnings       []string
@@ -136,6 +137,9 @@ func parseConfig(conf *service.ParsedConfig) (*config, error) {
 	}
 	if c.will, err = parseWill(conf.Namespace(fieldWill)); err != nil {
 		return nil, err
+	}
+	if c.orderedAcks, err = conf.FieldBool(fieldOrderedAcks); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldOrderedAcks, err)
 	}
 	if c.maxUnacked, err = conf.FieldInt(fieldMaxUnacked); err != nil {
 		return nil, err

@@ -84,6 +84,7 @@ type input struct {
 // every connection attempt (paho clients are not reused after Disconnect).
 type connection struct {
 	client   paho.Client
+	acks     *ackReleaser // nil when acknowledgements go out in completion order
 	lost     chan struct{}
 	lostOnce sync.Once
 }
@@ -154,7 +155,7 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 		SetResumeSubs(false).
 		SetAutoAckDisabled(true). // PUBACK/PUBREC only from the Benthos ack
 		SetOrderMatters(true).    // handler runs on the router goroutine; it never blocks
-		SetDefaultPublishHandler(in.handle).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { in.handle(c, m) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			in.log.Warnf("MQTT connection lost: %v", err)
 			in.lost.Add(1)
@@ -179,7 +180,10 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 // registered, so everything reaches the default handler exactly once,
 // including messages a persistent session delivers before SUBACK). It must
 // never block: it only appends to the queue.
-func (in *input) handle(_ paho.Client, m paho.Message) {
+func (in *input) handle(c *connection, m paho.Message) {
+	if m.Qos() > 0 && c.acks != nil {
+		m = c.acks.track(m)
+	}
 	if !in.q.push(m) {
 		in.mQoS0Dropped.Incr(1)
 		in.dropped0.Add(1)
@@ -231,6 +235,9 @@ func (in *input) backoff() time.Duration {
 
 func (in *input) connect(ctx context.Context) error {
 	c := &connection{lost: make(chan struct{})}
+	if in.cfg.orderedAcks {
+		c.acks = newAckReleaser(func(n int) { in.mAcks.Incr(int64(n)) })
+	}
 	c.client = paho.NewClient(in.clientOptions(c))
 	// Paho bounds the dial and CONNACK by connect_timeout per URL; the wait
 	// here only adds a margin so a stuck handshake can never hang Connect.
@@ -415,8 +422,14 @@ func (in *input) ackFunc(it *delivery) service.AckFunc {
 			in.warnNack.warn(in.log, "dropping a message the output rejected (auto_replay_nacks is false), topic %q: %v", it.m.Topic(), err)
 		}
 		if it.m.Qos() > 0 {
-			it.m.Ack() // paho drops it if the message came from an earlier connection
-			in.mAcks.Incr(1)
+			// Paho drops the ack if the message came from an earlier
+			// connection; a persistent session redelivers it.
+			if r, ok := it.m.(*tracked); ok {
+				r.rel.complete(r) // in arrival order, counted when sent
+			} else {
+				it.m.Ack()
+				in.mAcks.Incr(1)
+			}
 		}
 		in.gUnacked.Set(in.unacked.Add(-1))
 		<-in.slots

@@ -22,6 +22,7 @@ const (
 	fieldTopics         = "topics"
 	fieldQoS            = "qos"
 
+	fieldOrderedAcks    = "ordered_acks"
 	fieldMapMQTTTopic   = "mqtt_topic"
 	fieldMapDanubeTopic = "danube_topic"
 	fieldMapQoS         = "qos"
@@ -117,6 +118,10 @@ func Spec() *service.ConfigSpec {
 				Description("Maximum number of messages handed to the pipeline and not yet acknowledged. When reached, the input stops reading: QoS 1/2 messages then wait in the broker's in-flight window (withheld acks), and QoS 0 messages beyond another `max_unacked` waiting messages are dropped and counted in `mqtt_input_qos0_dropped`.").
 				Default(1024).
 				Advanced(),
+			service.NewBoolField(fieldOrderedAcks).
+				Description("Send PUBACK/PUBREC in the order the messages arrived on the connection, as MQTT 3.1.1 [MQTT-4.6.0-2] requires: a message the pipeline acknowledged waits until every earlier one was acknowledged too. Brokers such as Mosquitto rely on it to keep the order of a topic: acknowledged out of order, Mosquitto 2.0 delivers later messages before earlier ones. `false` acknowledges each message as soon as the pipeline did, so a message stuck in retry does not hold back the others, at the cost of that ordering.").
+				Default(true).
+				Advanced(),
 			service.NewObjectListField(fieldMappings,
 				service.NewStringField(fieldMapMQTTTopic).
 					Description("MQTT topic filter with `+` and `#` wildcards, named placeholders `{name}` (a whole level, subscribed as `+`), or a shared subscription `$share/<group>/<filter>`.").
@@ -209,10 +214,11 @@ gives at-least-once delivery from the MQTT broker to the output across output ou
 restarts, and broker restarts. Messages the broker redelivers carry ` + "`mqtt_duplicate: true`" + `;
 downstream consumers should expect duplicates.
 
-PUBACKs are sent in the order the output confirms messages, which may differ from the order the
-PUBLISH packets arrived in (MQTT 3.1.1 [MQTT-4.6.0-2] asks for arrival order). Releasing them strictly in
-order would let one message stuck in retry hold back every later acknowledgement and stall the whole bridge;
-brokers identify acknowledgements by packet identifier and accept them in any order.
+PUBACKs are sent in the order the PUBLISH packets arrived, as MQTT 3.1.1 [MQTT-4.6.0-2] requires
+(` + "`ordered_acks: true`" + `, the default): a message the output confirmed waits until every earlier message of
+the connection was confirmed too. Mosquitto needs this to keep the order of a topic. The price: a message
+stuck in retry holds back the acknowledgements of later ones, so the broker's in-flight window fills and the
+flow pauses until it is delivered; route messages that can never be delivered to a dead-letter output.
 
 == Flow control
 

@@ -1,0 +1,80 @@
+package mqtt
+
+import (
+	"sync"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// tracked is a QoS 1/2 message whose broker acknowledgement goes through
+// the ackReleaser of the connection it arrived on.
+type tracked struct {
+	paho.Message
+	rel *ackReleaser
+	seq uint64
+}
+
+// ackReleaser sends the PUBACKs/PUBRECs of one connection in the order the
+// messages arrived on it, as MQTT 3.1.1 [MQTT-4.6.0-2] requires. Mosquitto
+// relies on it: acknowledged out of order, it delivers later messages of a
+// topic before earlier ones. A message acknowledged by the pipeline waits here
+// until every earlier message of the connection was acknowledged too; their
+// number is bounded by the broker's in-flight window.
+//
+// The releaser of a lost connection is simply abandoned: paho drops
+// acknowledgements for an earlier connection, and a persistent session
+// redelivers those messages.
+type ackReleaser struct {
+	mu      sync.Mutex
+	nextIn  uint64                  // sequence number of the next arrival
+	nextOut uint64                  // sequence number of the next ack to send
+	done    map[uint64]paho.Message // acknowledged by the pipeline, waiting
+	sent    func(n int)             // called with the number of acks sent
+}
+
+func newAckReleaser(sent func(n int)) *ackReleaser {
+	return &ackReleaser{done: map[uint64]paho.Message{}, sent: sent}
+}
+
+// track wraps a message in arrival order. It must be called from the
+// connection's router goroutine, which delivers messages in arrival order.
+func (r *ackReleaser) track(m paho.Message) *tracked {
+	r.mu.Lock()
+	seq := r.nextIn
+	r.nextIn++
+	r.mu.Unlock()
+	return &tracked{Message: m, rel: r, seq: seq}
+}
+
+// complete records that the pipeline acknowledged m and sends every
+// acknowledgement that is now in order.
+func (r *ackReleaser) complete(m *tracked) {
+	r.mu.Lock()
+	r.done[m.seq] = m.Message
+	var ready []paho.Message
+	for {
+		next, ok := r.done[r.nextOut]
+		if !ok {
+			break
+		}
+		delete(r.done, r.nextOut)
+		r.nextOut++
+		ready = append(ready, next)
+	}
+	// Ack under the lock so that concurrent completions cannot overtake
+	// each other between the decision and the write to paho's queue.
+	for _, p := range ready {
+		p.Ack()
+	}
+	r.mu.Unlock()
+	if len(ready) > 0 && r.sent != nil {
+		r.sent(len(ready))
+	}
+}
+
+// waiting returns the number of acknowledgements held back.
+func (r *ackReleaser) waiting() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.done)
+}
