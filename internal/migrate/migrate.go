@@ -20,11 +20,12 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/benthos-danube/benthos-danube/internal/danube"
 )
 
 // Options tune a conversion.
@@ -176,9 +177,6 @@ const (
 )
 
 var qosNames = []string{"AtMostOnce", "AtLeastOnce", "ExactlyOnce"}
-
-// danubeTopicRE is the topic form the Danube broker accepts.
-var danubeTopicRE = regexp.MustCompile(`^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$`)
 
 // ConvertFile reads the TOML file at path and converts it.
 func ConvertFile(path string, opts Options) (*Result, error) {
@@ -427,7 +425,7 @@ func resolveMapping(i int, rm rawMapping, w *collector) (mapping, error) {
 		errs = append(errs, fmt.Errorf("%s: missing field `danube_topic`", where))
 	} else if mp.danubeTopic == "" {
 		errs = append(errs, fmt.Errorf("%s: Danube topic cannot be empty", where))
-	} else if !danubeTopicRE.MatchString(mp.danubeTopic) {
+	} else if danube.ValidateTopic(mp.danubeTopic) != nil {
 		// The Rust connector failed at producer creation with InvalidArgument.
 		errs = append(errs, fmt.Errorf("%s: Danube topic %q has an invalid format, should be: /namespace/topic (letters, digits, '_' and '-' only)", where, mp.danubeTopic))
 	}
