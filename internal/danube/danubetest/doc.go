@@ -31,4 +31,17 @@
 // simulate topic moves and unloads.
 //
 // All read-back methods are safe for concurrent use and return copies.
+//
+// Where it is simpler than Danube, on purpose:
+//   - KeyShared picks a consumer by FNV-1a 32 of the routing key (or the
+//     producer name) modulo the matching consumers sorted by name, not
+//     Danube's ring of 100 virtual nodes per consumer;
+//   - GetSchema and GetLatestSchema return the registered definition bytes,
+//     not Danube's JSON form, and compatibility is never checked;
+//   - an Exclusive or Failover subscription accepts another consumer name
+//     once the attached consumer's stream has dropped;
+//   - the `enforce` schema validation policy is not applied on SendMessage
+//     (an unknown schema id on a topic with a subject is still refused);
+//   - idle non-reliable subscriptions are never reaped;
+//   - Restart and MoveTopic end open receive streams with Unavailable.
 package danubetest
