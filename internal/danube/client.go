@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 	pb "github.com/benthos-danube/benthos-danube/internal/danubepb"
 )
 
@@ -330,13 +330,11 @@ func TLSConfig(caFile, certFile, keyFile string, skipVerify bool) (*tls.Config, 
 	return cfg, nil
 }
 
-var topicRE = regexp.MustCompile(`^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$`)
-
 // ValidateTopic checks that name has the form "/namespace/topic", each part
 // made of ASCII letters, digits, '_' and '-'.
 func ValidateTopic(name string) error {
-	if !topicRE.MatchString(name) {
-		return fmt.Errorf("danube: invalid topic name %q: must have the form \"/namespace/topic\" (letters, digits, '_' and '-' only)", name)
+	if err := topicname.Validate(name); err != nil {
+		return fmt.Errorf("danube: %w", err)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 )
 
 // Template is a Danube topic name that may contain "{name}" placeholders
@@ -74,7 +76,7 @@ func ParseTemplate(tmpl string, names []string) (*Template, error) {
 		t.parts = append(t.parts, tmplPart{cap: idx})
 		probe.WriteByte('x') // any valid captured value
 	}
-	if err := ValidateDanubeTopic(probe.String()); err != nil {
+	if err := topicname.Validate(probe.String()); err != nil {
 		if len(t.parts) == 0 || t.Static() {
 			return nil, fmt.Errorf("invalid danube_topic %q: %w", tmpl, err)
 		}
@@ -143,40 +145,9 @@ func validSegmentValue(v string) error {
 		return errors.New("is empty (an empty MQTT topic level)")
 	}
 	for i := 0; i < len(v); i++ {
-		if !segmentChar(v[i]) {
+		if !topicname.IsNameChar(v[i]) {
 			return errors.New("contains characters outside [A-Za-z0-9_-]")
 		}
-	}
-	return nil
-}
-
-func segmentChar(c byte) bool {
-	return c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// ValidateDanubeTopic checks the Danube topic name form "/namespace/topic":
-// exactly two non-empty segments of [A-Za-z0-9_-].
-func ValidateDanubeTopic(name string) error {
-	bad := fmt.Errorf("topic name %q must have the form /namespace/topic, each part made of [A-Za-z0-9_-]", name)
-	if len(name) < 4 || name[0] != '/' {
-		return bad
-	}
-	slashes := 0
-	prev := byte('/')
-	for i := 1; i < len(name); i++ {
-		c := name[i]
-		if c == '/' {
-			if prev == '/' {
-				return bad
-			}
-			slashes++
-		} else if !segmentChar(c) {
-			return bad
-		}
-		prev = c
-	}
-	if slashes != 1 || prev == '/' {
-		return bad
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package topicmatch
 import (
 	"strings"
 	"testing"
+
+	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 )
 
 // refExpand is a deliberately simple reference for Template.Expand: replace
@@ -22,7 +24,7 @@ func refExpand(tmpl string, names, vals []string) (string, bool) {
 		}
 		out = strings.ReplaceAll(out, "{"+n+"}", vals[i])
 	}
-	return out, ValidateDanubeTopic(out) == nil
+	return out, topicname.Validate(out) == nil
 }
 
 func TestTemplateTable(t *testing.T) {
@@ -83,19 +85,6 @@ func TestTemplateParseErrors(t *testing.T) {
 	}
 }
 
-func TestValidateDanubeTopic(t *testing.T) {
-	for _, ok := range []string{"/a/b", "/iot/sensors_zone1", "/A-1/b_2"} {
-		if err := ValidateDanubeTopic(ok); err != nil {
-			t.Errorf("%q: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "/", "//", "/a", "/a/", "a/b", "/a//b", "/a/b/c", "/a/b c", "/a/b.c", "//b"} {
-		if ValidateDanubeTopic(bad) == nil {
-			t.Errorf("%q: want error", bad)
-		}
-	}
-}
-
 // FuzzExpand compares Template.Expand with refExpand, and checks that every
 // successful expansion is a valid Danube topic name.
 func FuzzExpand(f *testing.F) {
@@ -120,7 +109,7 @@ func FuzzExpand(f *testing.F) {
 			if got != want {
 				t.Fatalf("%q with %q,%q = %q, reference %q", tmpl, va, vb, got, want)
 			}
-			if verr := ValidateDanubeTopic(got); verr != nil {
+			if verr := topicname.Validate(got); verr != nil {
 				t.Fatalf("expansion %q invalid: %v", got, verr)
 			}
 		}

@@ -1,0 +1,46 @@
+// Package topicname checks Danube topic names. It has no dependencies, so
+// both the Danube client and the pure MQTT topic matcher can use it.
+package topicname
+
+import "fmt"
+
+// Validate reports whether name has the form "/namespace/topic", each part
+// made of ASCII letters, digits, '_' and '-'. The broker itself accepts a few
+// more forms (spec §4.1 quirks); clients should send only this one.
+func Validate(name string) error {
+	if !valid(name) {
+		return fmt.Errorf("invalid topic name %q: must have the form \"/namespace/topic\" (letters, digits, '_' and '-' only)", name)
+	}
+	return nil
+}
+
+func valid(name string) bool {
+	if len(name) < 4 || name[0] != '/' {
+		return false
+	}
+	slashes := 0
+	prev := byte('/')
+	for i := 1; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '/':
+			if prev == '/' {
+				return false
+			}
+			slashes++
+		case !nameChar(c):
+			return false
+		}
+		prev = c
+	}
+	return slashes == 1 && prev != '/'
+}
+
+// IsNameChar reports whether c may appear in a namespace or topic part.
+func IsNameChar(c byte) bool {
+	return nameChar(c)
+}
+
+func nameChar(c byte) bool {
+	return c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
