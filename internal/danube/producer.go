@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,7 +252,11 @@ func (p *Producer) Send(ctx context.Context, m Message) error {
 		return ErrClosed
 	}
 	pp := p.pick(m.Key)
-	if err := pp.checkSize(pp.build(pp.state.Load(), m, 0)); err != nil {
+	// Build once, sized with the largest request id so that a fresh id on a
+	// retry can never push it over the limit; only a new broker address
+	// (after a re-creation) changes the size again.
+	msg := pp.build(pp.state.Load(), m, math.MaxUint64)
+	if err := pp.checkSize(msg); err != nil {
 		return err
 	}
 	if pp.order != nil {
@@ -284,10 +289,15 @@ func (p *Producer) Send(ctx context.Context, m Message) error {
 			}
 			st = nst
 		}
-		msg := pp.build(st, m, pp.reqID.Add(1))
-		if err := pp.checkSize(msg); err != nil {
-			return err
+		if id := msg.MsgId; id.ProducerId != st.id || id.BrokerAddr != st.b.brokerURL {
+			msg.MsgId = &pb.MsgID{ProducerId: st.id, TopicName: pp.topic, BrokerAddr: st.b.brokerURL}
+			msg.RequestId = math.MaxUint64
+			if err := pp.checkSize(msg); err != nil {
+				return err
+			}
 		}
+		msg.RequestId = pp.reqID.Add(1)
+		msg.PublishTime = uint64(time.Now().UnixMilli())
 		_, err := st.client.SendMessage(withProxy(ctx, st.b), msg)
 		if err == nil {
 			return nil
