@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -63,7 +64,14 @@ type output struct {
 	inflight    sync.WaitGroup
 	closeMu     sync.RWMutex
 	closed      bool
+
+	// lastUnreachableLog (unix ns) rate-limits the "unreachable" warning:
+	// every writer goroutine hits it during an outage.
+	lastUnreachableLog atomic.Int64
 }
+
+// unreachableLogEvery is the least time between two "unreachable" warnings.
+const unreachableLogEvery = 10 * time.Second
 
 func newFromConfig(env *service.Environment, conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
 	o, err := newOutput(conf, mgr)
@@ -428,7 +436,10 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	// The broker is unreachable and nothing got through: let Benthos
 	// reconnect (with back-off) and write the batch again.
 	if connErrs > 0 && okCount == 0 && connErrs == len(items) && len(items) == len(batch) {
-		o.log.Warnf("Danube broker %s unreachable: %v", o.url, items[0].err)
+		if now := time.Now().UnixNano(); now-o.lastUnreachableLog.Load() >= int64(unreachableLogEvery) {
+			o.lastUnreachableLog.Store(now)
+			o.log.Warnf("Danube broker %s unreachable: %v", o.url, items[0].err)
+		}
 		return service.ErrNotConnected
 	}
 	if len(batch) == 1 {
