@@ -162,32 +162,8 @@ topic_mappings:
 // mid-stream; the input reconnects, resubscribes and nothing is missing.
 func TestBrokerRestart(t *testing.T) {
 	b := newTestBroker(t, true)
-	id := runID(t)
 	const n = 3000
-	all := ids("m", n)
-	rec := newReceived()
-	ts := startStream(t, fmt.Sprintf(`
-urls: [ %s ]
-client_id: %s
-clean_session: false
-topic_mappings:
-  - mqtt_topic: %s/#
-    danube_topic: /t/x
-    qos: 1
-`, b.url(), id, id), func(_ context.Context, m *service.Message) error {
-		rec.add(m)
-		return nil
-	})
-	ts.waitConnected(t)
-	pub := newPublisher(t, b.url(), id+"-pub", false)
-	done := make(chan struct{})
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		defer close(done)
-		pacedPublish(t, pub, id+"/data", 1, all, 300, rec, stop)
-	}()
-	waitFor(t, 30*time.Second, "a third of the messages", func() bool { return rec.unique() >= n/3 })
+	id, ts, rec, all, done := startRestartLoad(t, b.url(), n)
 	b.stop()
 	time.Sleep(300 * time.Millisecond)
 	restartAt := time.Now()
@@ -338,4 +314,39 @@ topic_mappings:
 	}
 	t.Logf("stall %v: max queued %d, unacked %d, heap +%d KiB; QoS 0: %d delivered, %d dropped (counted); QoS 1: %d unique, %d duplicates",
 		stall, maxQueued, unacked, growth>>10, got0.Load(), ts.in.dropped0.Load(), rec.unique(), rec.duplicates())
+}
+
+// startRestartLoad starts a bridge with a persistent session on brokerURL and
+// a persistent-session QoS 1 publisher of n numbered messages, and returns
+// once a third of them arrived, so that the caller can restart the broker
+// mid-stream. id is the bridge's client id; done is closed when the
+// publisher has finished.
+func startRestartLoad(t *testing.T, brokerURL string, n int) (id string, ts *testStream, rec *received, all []string, done chan struct{}) {
+	t.Helper()
+	id = runID(t)
+	all = ids("m", n)
+	rec = newReceived()
+	ts = startStream(t, fmt.Sprintf(`
+urls: [ %s ]
+client_id: %s
+clean_session: false
+topic_mappings:
+  - mqtt_topic: %s/#
+    danube_topic: /t/x
+    qos: 1
+`, brokerURL, id, id), func(_ context.Context, m *service.Message) error {
+		rec.add(m)
+		return nil
+	})
+	ts.waitConnected(t)
+	pub := newPublisher(t, brokerURL, id+"-pub", false)
+	done = make(chan struct{})
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		defer close(done)
+		pacedPublish(t, pub, id+"/data", 1, all, 300, rec, stop)
+	}()
+	waitFor(t, 30*time.Second, "a third of the messages", func() bool { return rec.unique() >= n/3 })
+	return id, ts, rec, all, done
 }

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
 // mosquittoBroker is a Mosquitto process of the test's own (never the shared
@@ -142,32 +139,8 @@ func (b *mosquittoBroker) logText() string {
 // session: the input reconnects, resubscribes and nothing is missing.
 func TestBrokerRestartMosquitto(t *testing.T) {
 	b := newMosquitto(t)
-	id := runID(t)
 	const n = 3000
-	all := ids("m", n)
-	rec := newReceived()
-	ts := startStream(t, fmt.Sprintf(`
-urls: [ %s ]
-client_id: %s
-clean_session: false
-topic_mappings:
-  - mqtt_topic: %s/#
-    danube_topic: /t/x
-    qos: 1
-`, b.url(), id, id), func(_ context.Context, m *service.Message) error {
-		rec.add(m)
-		return nil
-	})
-	ts.waitConnected(t)
-	pub := newPublisher(t, b.url(), id+"-pub", false)
-	done := make(chan struct{})
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		defer close(done)
-		pacedPublish(t, pub, id+"/data", 1, all, 300, rec, stop)
-	}()
-	waitFor(t, 30*time.Second, "a third of the messages", func() bool { return rec.unique() >= n/3 })
+	_, ts, rec, all, done := startRestartLoad(t, b.url(), n)
 	b.stop()
 	atStop := rec.unique()
 	b.start()
