@@ -50,6 +50,16 @@ func (r *ackReleaser) track(m paho.Message) *tracked {
 // acknowledgement that is now in order.
 func (r *ackReleaser) complete(m *tracked) {
 	r.mu.Lock()
+	if m.seq == r.nextOut && len(r.done) == 0 {
+		// The common case: nothing is held back and m is next.
+		r.nextOut++
+		m.Message.Ack()
+		r.mu.Unlock()
+		if r.sent != nil {
+			r.sent(1)
+		}
+		return
+	}
 	r.done[m.seq] = m.Message
 	var ready []paho.Message
 	for {

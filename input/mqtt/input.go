@@ -71,10 +71,13 @@ type input struct {
 	failures      int
 	closed        chan struct{}
 	closeOnce     sync.Once
+	gaugeOnce     sync.Once
+	gaugeWG       sync.WaitGroup // the gauge loop, started by the first Connect
 
 	mUnmatched, mPlaceholder, mQoS0Dropped, mAcks, mDup, mNackDropped, mReconnects *service.MetricCounter
 	gUnacked, gQueued                                                              *service.MetricGauge
 	unacked                                                                        atomic.Int64
+	nRetries                                                                       atomic.Int64 // len(retries), read without retryMu
 	readCalls, reconnects, lost, dropped0                                          atomic.Int64 // mirrors of some metrics, for tests
 
 	warnUnmatched, warnPlaceholder, warnQoS0, warnNack rateLimited
@@ -203,6 +206,10 @@ func (in *input) Connect(ctx context.Context) error {
 		return service.ErrEndOfInput
 	default:
 	}
+	in.gaugeOnce.Do(func() {
+		in.gaugeWG.Add(1)
+		go in.gaugeLoop()
+	})
 	old := in.conn.Load()
 	if old != nil && !old.isLost() {
 		return nil
@@ -298,17 +305,27 @@ func (in *input) Read(ctx context.Context) (*service.Message, service.AckFunc, e
 		}
 	}()
 	for {
-		it, wait := in.nextRetry(time.Now())
-		if it != nil {
-			return it.msg.Copy(), in.ackFunc(it), nil
+		var wait time.Duration
+		if in.nRetries.Load() > 0 {
+			var it *delivery
+			if it, wait = in.nextRetry(time.Now()); it != nil {
+				// Rebuilt from the MQTT message: the pipeline may have
+				// changed the previous delivery.
+				return in.toMessage(it.m, false), in.ackFunc(it), nil
+			}
+		}
+		if !haveSlot {
+			select {
+			case in.slots <- struct{}{}:
+				haveSlot = true
+			default:
+			}
 		}
 		if haveSlot {
 			if m, ok := in.q.pop(); ok {
 				haveSlot = false
-				in.gUnacked.Set(in.unacked.Add(1))
-				in.gQueued.Set(int64(in.q.len()))
-				it := &delivery{m: m, msg: in.toMessage(m)}
-				return it.msg.Copy(), in.ackFunc(it), nil
+				in.unacked.Add(1)
+				return in.toMessage(m, true), in.ackFunc(&delivery{m: m}), nil
 			}
 		}
 		c := in.conn.Load()
@@ -353,11 +370,10 @@ func stopTimer(t *time.Timer) {
 	}
 }
 
-// delivery is one received MQTT message and its pristine Benthos message;
-// every (re)delivery hands the pipeline a copy.
+// delivery is one received MQTT message on its way through the pipeline.
+// Every (re)delivery builds a fresh Benthos message from it.
 type delivery struct {
 	m        paho.Message
-	msg      *service.Message
 	attempts int
 	due      time.Time
 }
@@ -380,6 +396,7 @@ func (in *input) nextRetry(now time.Time) (*delivery, time.Duration) {
 	for i, it := range in.retries {
 		if !it.due.After(now) {
 			in.retries = append(in.retries[:i], in.retries[i+1:]...)
+			in.nRetries.Add(-1)
 			return it, 0
 		}
 		if d := it.due.Sub(now); wait == 0 || d < wait {
@@ -394,6 +411,7 @@ func (in *input) pushRetry(it *delivery) {
 	it.due = time.Now().Add(retryDelay(it.attempts))
 	in.retryMu.Lock()
 	in.retries = append(in.retries, it)
+	in.nRetries.Add(1)
 	in.retryMu.Unlock()
 	select {
 	case in.retryNotify <- struct{}{}:
@@ -431,14 +449,16 @@ func (in *input) ackFunc(it *delivery) service.AckFunc {
 				in.mAcks.Incr(1)
 			}
 		}
-		in.gUnacked.Set(in.unacked.Add(-1))
+		in.unacked.Add(-1)
 		<-in.slots
 		return nil
 	}
 }
 
 // toMessage converts a paho message, applying the first matching mapping.
-func (in *input) toMessage(m paho.Message) *service.Message {
+// first is false when a nacked message is rebuilt for re-delivery: its
+// metrics and warnings were already counted.
+func (in *input) toMessage(m paho.Message, first bool) *service.Message {
 	topic := m.Topic()
 	msg := service.NewMessage(m.Payload())
 	msg.MetaSetMut("mqtt_topic", topic)
@@ -446,7 +466,7 @@ func (in *input) toMessage(m paho.Message) *service.Message {
 	msg.MetaSetMut("mqtt_retained", m.Retained())
 	msg.MetaSetMut("mqtt_duplicate", m.Duplicate())
 	msg.MetaSetMut("mqtt_message_id", int(m.MessageID()))
-	if m.Duplicate() {
+	if first && m.Duplicate() {
 		in.mDup.Incr(1)
 	}
 
@@ -468,22 +488,50 @@ func (in *input) toMessage(m paho.Message) *service.Message {
 		if err != nil {
 			err = fmt.Errorf("mqtt input: topic %q matched topic_mappings[%d] (%q) but gives no valid Danube topic: %w", topic, mp.index, mp.filter.String(), err)
 			msg.SetError(err)
-			in.mPlaceholder.Incr(1)
-			in.warnPlaceholder.warn(in.log, "%v", err)
+			if first {
+				in.mPlaceholder.Incr(1)
+				in.warnPlaceholder.warn(in.log, "%v", err)
+			}
 			return msg
 		}
 		msg.MetaSetMut("danube_topic", dt)
 		return msg
 	}
-	in.mUnmatched.Incr(1)
+	if first {
+		in.mUnmatched.Incr(1)
+	}
 	if in.cfg.plain {
-		in.warnUnmatched.warn(in.log, "received topic %q that matches none of the subscribed topics (a subscription kept by a persistent session?)", topic)
+		if first {
+			in.warnUnmatched.warn(in.log, "received topic %q that matches none of the subscribed topics (a subscription kept by a persistent session?)", topic)
+		}
 		return msg
 	}
 	err := fmt.Errorf("mqtt input: topic %q matches no topic_mappings entry (a subscription kept by a persistent session from an earlier configuration?)", topic)
 	msg.SetError(err)
-	in.warnUnmatched.warn(in.log, "%v; delivered with an error set, route errored messages explicitly", err)
+	if first {
+		in.warnUnmatched.warn(in.log, "%v; delivered with an error set, route errored messages explicitly", err)
+	}
 	return msg
+}
+
+// gaugeInterval is how often the unacked and queued gauges are refreshed.
+// Setting them on every message costs measurable throughput.
+const gaugeInterval = time.Second
+
+// gaugeLoop refreshes the gauges until Close.
+func (in *input) gaugeLoop() {
+	defer in.gaugeWG.Done()
+	t := time.NewTicker(gaugeInterval)
+	defer t.Stop()
+	for {
+		in.gUnacked.Set(in.unacked.Load())
+		in.gQueued.Set(int64(in.q.len()))
+		select {
+		case <-t.C:
+		case <-in.closed:
+			return
+		}
+	}
 }
 
 // Close disconnects. Unacknowledged QoS 1/2 messages are redelivered by the
@@ -493,6 +541,7 @@ func (in *input) Close(ctx context.Context) error {
 	in.connMu.Lock()
 	c := in.conn.Load()
 	in.connMu.Unlock()
+	in.gaugeWG.Wait()
 	if c == nil {
 		return nil
 	}
