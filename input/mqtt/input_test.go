@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,18 +62,17 @@ topic_mappings:
 				subQoS        byte
 				parts         int
 				reliable      bool
-				filter        string
 				errSet        bool
 			}
 			cases := []want{
-				{"sensors/temp/zone1", "/iot/sensors_zone1", 2, 4, true, "sensors/+/zone1", false}, // first match wins over sensors/temp/#
-				{"sensors/humidity/zone1", "/iot/sensors_zone1", 2, 4, true, "sensors/+/zone1", false},
-				{"sensors/temp/zone2", "/iot/temperature", 2, 0, true, "sensors/temp/#", false},
-				{"sensors/temp", "/iot/temperature", 2, 0, true, "sensors/temp/#", false}, // '#' matches the parent level
-				{"devices/device001/telemetry", "/iot/device_telemetry", 2, 2, true, "devices/+/telemetry", false},
-				{"debug/a/b", "/iot/debug", 0, 0, false, "debug/#", false},
-				{"kinds/temp/site1", "/site1/temp_raw", 1, 0, false, "kinds/+/+", false},
-				{"kinds/te.mp/site1", "", 1, 0, false, "kinds/+/+", true}, // captured value invalid in a Danube name
+				{"sensors/temp/zone1", "/iot/sensors_zone1", 2, 4, true, false}, // first match wins over sensors/temp/#
+				{"sensors/humidity/zone1", "/iot/sensors_zone1", 2, 4, true, false},
+				{"sensors/temp/zone2", "/iot/temperature", 2, 0, true, false},
+				{"sensors/temp", "/iot/temperature", 2, 0, true, false}, // '#' matches the parent level
+				{"devices/device001/telemetry", "/iot/device_telemetry", 2, 2, true, false},
+				{"debug/a/b", "/iot/debug", 0, 0, false, false},
+				{"kinds/temp/site1", "/site1/temp_raw", 1, 0, false, false},
+				{"kinds/te.mp/site1", "", 1, 0, false, true}, // captured value invalid in a Danube name (topic_mappings[4])
 			}
 			var all []string
 			for q := byte(0); q <= 2; q++ {
@@ -107,12 +107,14 @@ topic_mappings:
 						if got, ok := metaAny(t, m, "mqtt_message_id").(int); !ok || (wantQoS > 0) != (got > 0) {
 							t.Errorf("%s: mqtt_message_id %v", payload, metaAny(t, m, "mqtt_message_id"))
 						}
-						if got := metaAny(t, m, "mqtt_filter"); got != p+"/"+c.filter {
-							t.Errorf("%s: mqtt_filter %v, want %s", payload, got, p+"/"+c.filter)
+						if got := metaAny(t, m, "mqtt_filter"); got != nil {
+							t.Errorf("%s: mqtt_filter %v is only set in the plain topics form", payload, got)
 						}
 						if c.errSet {
 							if m.GetError() == nil || metaAny(t, m, "danube_topic") != nil {
 								t.Errorf("%s: want an error and no danube_topic, got %v %v", payload, m.GetError(), metaAny(t, m, "danube_topic"))
+							} else if !strings.Contains(m.GetError().Error(), "topic_mappings[4]") {
+								t.Errorf("%s: error %q does not name the matching mapping topic_mappings[4]", payload, m.GetError())
 							}
 							continue
 						}
@@ -135,6 +137,55 @@ topic_mappings:
 				t.Errorf("an unsubscribed topic was delivered")
 			}
 			t.Logf("%d messages, %d unique, %d duplicates (overlapping subscriptions may be delivered twice by some brokers)", rec.total, rec.unique(), rec.duplicates())
+		})
+	}
+}
+
+// TestPlainTopics runs the plain topics form: messages carry mqtt_filter and
+// no danube_* metadata.
+func TestPlainTopics(t *testing.T) {
+	for _, bc := range testBrokers(t, false) {
+		t.Run(bc.name, func(t *testing.T) {
+			id := runID(t)
+			rec := newReceived()
+			ts := startStream(t, fmt.Sprintf(`
+urls: [ %s ]
+client_id: %s-bridge
+topics: [ %[2]s/a/#, %[2]s/b/+ ]
+qos: 1
+`, bc.url, id), func(_ context.Context, m *service.Message) error {
+				rec.add(m)
+				return nil
+			})
+			ts.waitConnected(t)
+			pub := newPublisher(t, bc.url, id+"-pub", true)
+			cases := []struct{ topic, filter string }{
+				{"a/x/y", "a/#"},
+				{"a", "a/#"},
+				{"b/z", "b/+"},
+			}
+			for i, c := range cases {
+				pub.publishWait(t, id+"/"+c.topic, 1, fmt.Sprintf("p%d", i))
+			}
+			waitFor(t, 20*time.Second, "all messages", func() bool { return rec.unique() >= len(cases) })
+			for i, c := range cases {
+				for _, m := range rec.get(fmt.Sprintf("p%d", i)) {
+					if got := metaAny(t, m, "mqtt_filter"); got != id+"/"+c.filter {
+						t.Errorf("%s: mqtt_filter %v, want %s", c.topic, got, id+"/"+c.filter)
+					}
+					if got := metaAny(t, m, "mqtt_topic"); got != id+"/"+c.topic {
+						t.Errorf("%s: mqtt_topic %v", c.topic, got)
+					}
+					for _, k := range []string{"danube_topic", "danube_partitions", "danube_reliable_dispatch"} {
+						if got := metaAny(t, m, k); got != nil {
+							t.Errorf("%s: %s = %v in the plain form", c.topic, k, got)
+						}
+					}
+					if m.GetError() != nil {
+						t.Errorf("%s: unexpected error %v", c.topic, m.GetError())
+					}
+				}
+			}
 		})
 	}
 }

@@ -278,7 +278,8 @@ one member of the group. Give every instance its own ` + "`client_id`" + `.
 - ` + "`mqtt_retained`" + ` (bool): the retain flag.
 - ` + "`mqtt_duplicate`" + ` (bool): the DUP flag (a redelivery).
 - ` + "`mqtt_message_id`" + ` (int): the packet identifier (0 at QoS 0).
-- ` + "`mqtt_filter`" + ` (string): the subscription filter that matched, as sent to the broker.
+- ` + "`mqtt_filter`" + ` (string): in the plain ` + "`topics`" + ` form only, the subscription filter that matched, as
+  sent to the broker. With ` + "`topic_mappings`" + `, ` + "`danube_topic`" + ` tells the mappings apart.
 - ` + "`danube_topic`" + ` (string), ` + "`danube_partitions`" + ` (int), ` + "`danube_reliable_dispatch`" + ` (bool): from the
   matching mapping (not set in the plain ` + "`topics`" + ` form).
 
