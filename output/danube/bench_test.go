@@ -16,110 +16,139 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 )
 
+// outputBenchRounds is how many times BenchmarkOutputVsClient runs every
+// variant, rotating their order, so that a noisy neighbour does not land on
+// one variant only.
+const outputBenchRounds = 3
+
 // BenchmarkOutputVsClient measures, in one run, the throughput of the raw
-// client (64 sends in flight, 256-byte messages) and of a generate → danube
-// pipeline (256-byte messages, max_in_flight 64), both against the test broker
-// over loopback gRPC, and reports their ratio (goal ≥ 0.8). ratio_key_off is
-// the same pipeline with `key: ""`, which skips the ordering stage.
+// client (64 sends in flight, 256-byte messages) and of generate → danube
+// pipelines (256-byte messages, max_in_flight 64), all against one test
+// broker over loopback gRPC, and reports each as a ratio to the client:
 //
-//	go test -run '^$' -bench BenchmarkOutputVsClient -benchtime 20000x ./output/danube/
+//   - ratio: the danube output as configured by default (goal ≥ 0.8);
+//   - ratio_key_off: the same with `key: ""`, which skips the ordering stage;
+//   - ratio_bare_plugin: the smallest possible Benthos output on the client
+//     (WriteBatch only calls Producer.Send), the framework's own floor;
+//   - ratio_bare_stamped: that bare output with the batch stage the ordering
+//     needs (batching count 1 and one batch processor stamping a counter),
+//     the floor of any output that keeps per-key order under max_in_flight.
+//
+// Every variant runs outputBenchRounds times with b.N messages; rates are
+// totals over the rounds.
+//
+//	go test -run '^$' -bench BenchmarkOutputVsClient -benchtime 30000x -count 3 ./output/danube/
 func BenchmarkOutputVsClient(b *testing.B) {
 	const inFlight = 64
 	payload := strings.Repeat("x", 256)
 	n := b.N
 	ctx := context.Background()
-
 	srv := danubetest.NewTestServer(b)
-	b.ResetTimer()
 
-	// Raw client.
 	c, err := danube.NewClient(srv.URL())
 	require.NoError(b, err)
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	p, err := c.NewProducer(ctx, danube.ProducerConfig{Topic: "/default/bench_raw", Name: "bench-raw"})
 	require.NoError(b, err)
+	defer func() { _ = p.Close() }()
 	body := []byte(payload)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range inFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if err := p.Send(ctx, danube.Message{Payload: body}); err != nil {
-					b.Error(err)
-					return
+	client := func() {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range inFlight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(n) {
+					if err := p.Send(ctx, danube.Message{Payload: body}); err != nil {
+						b.Error(err)
+						return
+					}
 				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	raw := time.Since(start)
-	_ = p.Close()
 
-	// Output.
 	env := newEnv(b)
-	start = time.Now()
-	err = runPipeline(b, env, fmt.Sprintf(`
-generate: { count: %d, interval: "", mapping: 'root = "%s"' }
-`, n, payload), fmt.Sprintf(`
-danube: { url: %s, topic: /default/bench_out, max_in_flight: %d }
-`, srv.URL(), inFlight), 10*time.Minute)
-	out := time.Since(start)
-	require.NoError(b, err)
-	require.Equal(b, n, srv.MessageCount("/default/bench_out"))
-
-	// The same pipeline with `key: ""`: no ordering stage.
-	start = time.Now()
-	err = runPipeline(b, env, fmt.Sprintf(`
-generate: { count: %d, interval: "", mapping: 'root = "%s"' }
-`, n, payload), fmt.Sprintf(`
-danube: { url: %s, topic: /default/bench_nokey, key: "", max_in_flight: %d }
-`, srv.URL(), inFlight), 10*time.Minute)
-	noKey := time.Since(start)
-	require.NoError(b, err)
-	require.Equal(b, n, srv.MessageCount("/default/bench_nokey"))
-
-	// The floor of any Benthos output on this client: a bare plugin whose
-	// WriteBatch only calls Producer.Send (no key, no ordering, no metadata,
-	// no error handling). It shows what the framework costs by itself.
-	bareEnv := newEnv(b)
-	require.NoError(b, bareEnv.RegisterBatchOutput("bench_bare_danube", service.NewConfigSpec().Field(service.NewStringField("url")).Field(service.NewOutputMaxInFlightField()),
+	require.NoError(b, env.RegisterBatchOutput("bench_bare_danube", service.NewConfigSpec().
+		Field(service.NewStringField("url")).
+		Field(service.NewStringField("topic")).
+		Field(service.NewOutputMaxInFlightField()).
+		Field(service.NewBatchPolicyField("batching")),
 		func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
 			u, err := conf.FieldString("url")
 			if err != nil {
 				return nil, service.BatchPolicy{}, 0, err
 			}
+			topic, err := conf.FieldString("topic")
+			if err != nil {
+				return nil, service.BatchPolicy{}, 0, err
+			}
+			pol, err := conf.FieldBatchPolicy("batching")
+			if err != nil {
+				return nil, service.BatchPolicy{}, 0, err
+			}
 			mif, err := conf.FieldMaxInFlight()
-			return &bareOutput{url: u}, service.BatchPolicy{}, mif, err
+			return &bareOutput{url: u, topic: topic}, pol, mif, err
 		}))
-	start = time.Now()
-	err = runPipeline(b, bareEnv, fmt.Sprintf(`
+	generate := fmt.Sprintf(`
 generate: { count: %d, interval: "", mapping: 'root = "%s"' }
-`, n, payload), fmt.Sprintf(`
-bench_bare_danube: { url: %s, max_in_flight: %d }
-`, srv.URL(), inFlight), 10*time.Minute)
-	bare := time.Since(start)
-	require.NoError(b, err)
-	require.Equal(b, n, srv.MessageCount("/default/bench_bare"))
-
-	rawRate := float64(n) / raw.Seconds()
-	outRate := float64(n) / out.Seconds()
-	noKeyRate := float64(n) / noKey.Seconds()
-	b.ReportMetric(rawRate, "client_msgs/s")
-	b.ReportMetric(outRate, "output_msgs/s")
-	b.ReportMetric(outRate/rawRate, "ratio")
-	b.ReportMetric(noKeyRate/rawRate, "ratio_key_off")
-	b.ReportMetric(float64(n)/bare.Seconds()/rawRate, "ratio_bare_plugin")
+`, n, payload)
+	pipeline := func(topic, outYAML string) func() {
+		return func() {
+			require.NoError(b, runPipeline(b, env, generate, outYAML, 10*time.Minute))
+			require.Equal(b, 0, srv.MessageCount(topic)%n, "messages lost on %s", topic)
+		}
+	}
+	variants := []struct {
+		name string
+		run  func()
+	}{
+		{"client", client},
+		{"ratio", pipeline("/default/bench_out", fmt.Sprintf(`
+danube: { url: %s, topic: /default/bench_out, max_in_flight: %d }
+`, srv.URL(), inFlight))},
+		{"ratio_key_off", pipeline("/default/bench_nokey", fmt.Sprintf(`
+danube: { url: %s, topic: /default/bench_nokey, key: "", max_in_flight: %d }
+`, srv.URL(), inFlight))},
+		{"ratio_bare_plugin", pipeline("/default/bench_bare", fmt.Sprintf(`
+bench_bare_danube: { url: %s, topic: /default/bench_bare, max_in_flight: %d }
+`, srv.URL(), inFlight))},
+		{"ratio_bare_stamped", pipeline("/default/bench_stamped", fmt.Sprintf(`
+bench_bare_danube:
+  url: %s
+  topic: /default/bench_stamped
+  max_in_flight: %d
+  batching: { count: 1, processors: [ { mutation: "meta seq = counter()" } ] }
+`, srv.URL(), inFlight))},
+	}
+	took := make([]time.Duration, len(variants))
+	b.ResetTimer()
+	for round := range outputBenchRounds {
+		for k := range variants {
+			i := (k + round) % len(variants)
+			start := time.Now()
+			variants[i].run()
+			took[i] += time.Since(start)
+		}
+	}
+	b.StopTimer()
+	total := float64(outputBenchRounds * n)
+	clientRate := total / took[0].Seconds()
+	b.ReportMetric(clientRate, "client_msgs/s")
+	for i := 1; i < len(variants); i++ {
+		b.ReportMetric(total/took[i].Seconds()/clientRate, variants[i].name)
+	}
+	b.ReportMetric(total/took[1].Seconds(), "output_msgs/s")
 }
 
 // bareOutput is the smallest possible Benthos output on our client, used as
 // the framework's floor in BenchmarkOutputVsClient.
 type bareOutput struct {
-	url string
-	c   *danube.Client
-	p   *danube.Producer
+	url, topic string
+	c          *danube.Client
+	p          *danube.Producer
 }
 
 func (o *bareOutput) Connect(ctx context.Context) error {
@@ -127,7 +156,7 @@ func (o *bareOutput) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := c.NewProducer(ctx, danube.ProducerConfig{Topic: "/default/bench_bare", Name: "bench-bare"})
+	p, err := c.NewProducer(ctx, danube.ProducerConfig{Topic: o.topic, Name: "bench-bare"})
 	if err != nil {
 		_ = c.Close()
 		return err
