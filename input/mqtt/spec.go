@@ -288,5 +288,5 @@ one member of the group. Give every instance its own ` + "`client_id`" + `.
 ` + "`mqtt_input_unmatched`" + `, ` + "`mqtt_input_placeholder_errors`" + `, ` + "`mqtt_input_qos0_dropped`" + `,
 ` + "`mqtt_input_acks_sent`" + ` (PUBACK/PUBREC), ` + "`mqtt_input_duplicates`" + ` (messages with the DUP flag),
 ` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
-` + "`mqtt_input_queued`" + ` (gauges), in addition to Benthos' ` + "`input_*`" + ` metrics.
+` + "`mqtt_input_queued`" + ` (gauges, refreshed every second), in addition to Benthos' ` + "`input_*`" + ` metrics.
 `
