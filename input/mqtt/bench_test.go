@@ -142,3 +142,22 @@ topic_mappings:
 		})
 	}
 }
+
+// BenchmarkMetadataKeys shows why mapped messages carry no mqtt_filter: the
+// ninth metadata key makes Benthos grow the message's metadata map.
+//
+//	go test ./input/mqtt/ -run '^$' -bench BenchmarkMetadataKeys -benchmem
+func BenchmarkMetadataKeys(b *testing.B) {
+	keys := []string{"mqtt_topic", "mqtt_qos", "mqtt_retained", "mqtt_duplicate", "mqtt_message_id",
+		"danube_partitions", "danube_reliable_dispatch", "danube_topic", "mqtt_filter"}
+	for _, n := range []int{8, 9} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				m := service.NewMessage(nil)
+				for i, k := range keys[:n] {
+					m.MetaSetMut(k, i)
+				}
+			}
+		})
+	}
+}

@@ -484,7 +484,8 @@ func (in *input) toMessage(m paho.Message, first bool) *service.Message {
 		}
 		// No mqtt_filter here: danube_topic tells the mappings apart, and a
 		// ninth metadata key would make Benthos grow the metadata map on
-		// every message (measured: 0.7 µs for eight keys, 2.3 µs for nine).
+		// every message (BenchmarkMetadataKeys: about 0.6 µs for eight keys,
+		// 1.5 µs for nine).
 		msg.MetaSetMut("danube_partitions", mp.partitions)
 		msg.MetaSetMut("danube_reliable_dispatch", mp.reliable)
 		dt, err := mp.tmpl.Expand(caps)
