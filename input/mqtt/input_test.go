@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,4 +190,103 @@ qos: 1
 			}
 		})
 	}
+}
+
+// gaugeCapture is a metrics exporter that keeps the last value of every
+// gauge, for tests.
+type gaugeCapture struct {
+	mu     sync.Mutex
+	gauges map[string]int64
+}
+
+func (g *gaugeCapture) get(name string) (int64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v, ok := g.gauges[name]
+	return v, ok
+}
+
+type captureGauge struct {
+	g    *gaugeCapture
+	name string
+}
+
+func (c captureGauge) Set(v int64) {
+	c.g.mu.Lock()
+	c.g.gauges[c.name] = v
+	c.g.mu.Unlock()
+}
+
+type nopCounter struct{}
+
+func (nopCounter) Incr(int64)   {}
+func (nopCounter) Timing(int64) {}
+
+func (g *gaugeCapture) NewCounterCtor(string, ...string) service.MetricsExporterCounterCtor {
+	return func(...string) service.MetricsExporterCounter { return nopCounter{} }
+}
+
+func (g *gaugeCapture) NewTimerCtor(string, ...string) service.MetricsExporterTimerCtor {
+	return func(...string) service.MetricsExporterTimer { return nopCounter{} }
+}
+
+func (g *gaugeCapture) NewGaugeCtor(name string, _ ...string) service.MetricsExporterGaugeCtor {
+	return func(...string) service.MetricsExporterGauge { return captureGauge{g: g, name: name} }
+}
+
+func (g *gaugeCapture) Close(context.Context) error { return nil }
+
+// TestGaugesFollowThePipeline stalls the pipeline with max_unacked
+// messages in it and checks that mqtt_input_unacked and mqtt_input_queued
+// show it, and return to 0 once everything is acknowledged.
+func TestGaugesFollowThePipeline(t *testing.T) {
+	b := newTestBroker(t, false)
+	id := runID(t)
+	capture := &gaugeCapture{gauges: map[string]int64{}}
+	release := make(chan struct{})
+	var got atomic.Int64
+	ts := startStreamWith(t, fmt.Sprintf(`
+urls: [ %s ]
+client_id: %s-bridge
+max_unacked: 4
+topic_mappings:
+  - mqtt_topic: %[2]s/#
+    danube_topic: /g/t
+    qos: 1
+`, b.url(), id), func(ctx context.Context, _ *service.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		got.Add(1)
+		return nil
+	}, func(env *service.Environment, sb *service.StreamBuilder) {
+		if err := env.RegisterMetricsExporter("gauge_capture", service.NewConfigSpec(),
+			func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return capture, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.SetMetricsYAML("gauge_capture: {}"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ts.waitConnected(t)
+	pub := newPublisher(t, b.url(), id+"-pub", true)
+	for i := range 10 {
+		pub.c.Publish(fmt.Sprintf("%s/d%d", id, i), 1, false, "x")
+	}
+	// The consumer holds one message and Benthos one more; the rest wait in
+	// the input's queue. Both gauges must show what the input holds.
+	waitFor(t, 10*time.Second, "gauges that match the stalled pipeline", func() bool {
+		u, _ := capture.get("mqtt_input_unacked")
+		q, _ := capture.get("mqtt_input_queued")
+		return u > 0 && q > 0 && u+q == 10 && u == ts.in.unacked.Load() && q == int64(ts.in.q.len())
+	})
+	close(release)
+	waitFor(t, 10*time.Second, "all 10 messages", func() bool { return got.Load() == 10 })
+	waitFor(t, 10*time.Second, "both gauges back at 0", func() bool {
+		u, _ := capture.get("mqtt_input_unacked")
+		q, _ := capture.get("mqtt_input_queued")
+		return u == 0 && q == 0
+	})
 }

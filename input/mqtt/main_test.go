@@ -129,6 +129,13 @@ type testStream struct {
 // as the output.
 func startStream(t testing.TB, inputYAML string, consume func(context.Context, *service.Message) error) *testStream {
 	t.Helper()
+	return startStreamWith(t, inputYAML, consume, nil)
+}
+
+// startStreamWith is startStream with a hook that can register plugins and
+// set stream options before the stream is built.
+func startStreamWith(t testing.TB, inputYAML string, consume func(context.Context, *service.Message) error, setup func(*service.Environment, *service.StreamBuilder)) *testStream {
+	t.Helper()
 	env := service.NewEnvironment()
 	inCh := make(chan *input, 1)
 	err := env.RegisterInput(Name, Spec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.Input, error) {
@@ -151,6 +158,9 @@ func startStream(t testing.TB, inputYAML string, consume func(context.Context, *
 	}
 	if err := b.AddConsumerFunc(consume); err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(env, b)
 	}
 	strm, err := b.Build()
 	if err != nil {
