@@ -27,6 +27,8 @@ const outputBenchRounds = 3
 // broker over loopback gRPC, and reports each as a ratio to the client:
 //
 //   - ratio: the danube output as configured by default (goal ≥ 0.8);
+//   - ratio_batched: the same with `batching: {count: 64, period: 1ms}`, which
+//     runs the ordering stage once per batch instead of once per message;
 //   - ratio_key_off: the same with `key: ""`, which skips the ordering stage;
 //   - ratio_bare_plugin: the smallest possible Benthos output on the client
 //     (WriteBatch only calls Producer.Send), the framework's own floor;
@@ -108,6 +110,9 @@ generate: { count: %d, interval: "", mapping: 'root = "%s"' }
 		{"client", client},
 		{"ratio", pipeline("/default/bench_out", fmt.Sprintf(`
 danube: { url: %s, topic: /default/bench_out, max_in_flight: %d }
+`, srv.URL(), inFlight))},
+		{"ratio_batched", pipeline("/default/bench_batched", fmt.Sprintf(`
+danube: { url: %s, topic: /default/bench_batched, max_in_flight: %d, batching: { count: 64, period: 1ms } }
 `, srv.URL(), inFlight))},
 		{"ratio_key_off", pipeline("/default/bench_nokey", fmt.Sprintf(`
 danube: { url: %s, topic: /default/bench_nokey, key: "", max_in_flight: %d }
