@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,7 +63,7 @@ func TestNackRetriedAndPubackAfterDelivery(t *testing.T) {
 	rec := newReceived()
 	var mu sync.Mutex
 	attempts := map[string]int{}
-	var early atomic.Int64
+	var early, tainted atomic.Int64
 	ts := startStream(t, fmt.Sprintf(`
 urls: [ %s ]
 client_id: %s
@@ -76,11 +77,18 @@ topic_mappings:
 		if b.obs.acked(id, uint16(mid.(int))) > 0 {
 			early.Add(1) // a PUBACK went out before the output succeeded
 		}
+		if dt, _ := m.MetaGetMut("danube_topic"); dt != "/t/x" || !strings.HasPrefix(string(body), "m") {
+			tainted.Add(1) // a retry saw what the failed attempt changed
+		}
 		mu.Lock()
 		attempts[string(body)]++
 		a := attempts[string(body)]
 		mu.Unlock()
 		if a <= failures {
+			// Change the message before failing: the retry must get the
+			// message as it came from MQTT.
+			m.SetBytes([]byte("changed"))
+			m.MetaSetMut("danube_topic", "/changed/x")
 			return errors.New("output down")
 		}
 		rec.add(m)
@@ -97,6 +105,9 @@ topic_mappings:
 	waitFor(t, 10*time.Second, "broker in-flight to drain", func() bool { return b.clientInflight(id) == 0 })
 	if e := early.Load(); e != 0 {
 		t.Fatalf("%d PUBACKs were sent before the output succeeded", e)
+	}
+	if n := tainted.Load(); n != 0 {
+		t.Fatalf("%d deliveries carried changes made by an earlier, failed attempt", n)
 	}
 	for _, p := range all {
 		if attempts[p] != failures+1 {
