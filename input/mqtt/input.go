@@ -311,7 +311,8 @@ func (in *input) Read(ctx context.Context) (*service.Message, service.AckFunc, e
 			if it, wait = in.nextRetry(time.Now()); it != nil {
 				// Rebuilt from the MQTT message: the pipeline may have
 				// changed the previous delivery.
-				return in.toMessage(it.m, false), in.ackFunc(it), nil
+				msg, _ := in.toMessage(it.m)
+				return msg, in.ackFunc(it), nil
 			}
 		}
 		if !haveSlot {
@@ -325,7 +326,9 @@ func (in *input) Read(ctx context.Context) (*service.Message, service.AckFunc, e
 			if m, ok := in.q.pop(); ok {
 				haveSlot = false
 				in.unacked.Add(1)
-				return in.toMessage(m, true), in.ackFunc(&delivery{m: m}), nil
+				msg, r := in.toMessage(m)
+				in.countArrival(m, msg, r)
+				return msg, in.ackFunc(&delivery{m: m}), nil
 			}
 		}
 		c := in.conn.Load()
@@ -455,10 +458,19 @@ func (in *input) ackFunc(it *delivery) service.AckFunc {
 	}
 }
 
+// routing says how toMessage routed a message.
+type routing int
+
+const (
+	routed           routing = iota // matched a mapping (or a plain filter)
+	routePlaceholder                // matched, but the placeholders gave no valid Danube topic
+	routeUnmatched                  // matched no mapping
+)
+
 // toMessage converts a paho message, applying the first matching mapping.
-// first is false when a nacked message is rebuilt for re-delivery: its
-// metrics and warnings were already counted.
-func (in *input) toMessage(m paho.Message, first bool) *service.Message {
+// It has no side effects, so a nacked message can be rebuilt from the MQTT
+// message for every re-delivery; countArrival counts and logs it once.
+func (in *input) toMessage(m paho.Message) (*service.Message, routing) {
 	topic := m.Topic()
 	msg := service.NewMessage(m.Payload())
 	msg.MetaSetMut("mqtt_topic", topic)
@@ -466,9 +478,6 @@ func (in *input) toMessage(m paho.Message, first bool) *service.Message {
 	msg.MetaSetMut("mqtt_retained", m.Retained())
 	msg.MetaSetMut("mqtt_duplicate", m.Duplicate())
 	msg.MetaSetMut("mqtt_message_id", int(m.MessageID()))
-	if first && m.Duplicate() {
-		in.mDup.Incr(1)
-	}
 
 	var caps []string
 	for _, mp := range in.cfg.mappings {
@@ -480,7 +489,7 @@ func (in *input) toMessage(m paho.Message, first bool) *service.Message {
 		}
 		if in.cfg.plain {
 			msg.MetaSetMut("mqtt_filter", mp.filter.Subscription())
-			return msg
+			return msg, routed
 		}
 		// No mqtt_filter here: danube_topic tells the mappings apart, and a
 		// ninth metadata key would make Benthos grow the metadata map on
@@ -490,32 +499,36 @@ func (in *input) toMessage(m paho.Message, first bool) *service.Message {
 		msg.MetaSetMut("danube_reliable_dispatch", mp.reliable)
 		dt, err := mp.tmpl.Expand(caps)
 		if err != nil {
-			err = fmt.Errorf("mqtt input: topic %q matched topic_mappings[%d] (%q) but gives no valid Danube topic: %w", topic, mp.index, mp.filter.String(), err)
-			msg.SetError(err)
-			if first {
-				in.mPlaceholder.Incr(1)
-				in.warnPlaceholder.warn(in.log, "%v", err)
-			}
-			return msg
+			msg.SetError(fmt.Errorf("mqtt input: topic %q matched topic_mappings[%d] (%q) but gives no valid Danube topic: %w", topic, mp.index, mp.filter.String(), err))
+			return msg, routePlaceholder
 		}
 		msg.MetaSetMut("danube_topic", dt)
-		return msg
+		return msg, routed
 	}
-	if first {
+	if !in.cfg.plain {
+		msg.SetError(fmt.Errorf("mqtt input: topic %q matches no topic_mappings entry (a subscription kept by a persistent session from an earlier configuration?)", topic))
+	}
+	return msg, routeUnmatched
+}
+
+// countArrival updates the metrics and rate-limited warnings for a message
+// delivered for the first time.
+func (in *input) countArrival(m paho.Message, msg *service.Message, r routing) {
+	if m.Duplicate() {
+		in.mDup.Incr(1)
+	}
+	switch r {
+	case routePlaceholder:
+		in.mPlaceholder.Incr(1)
+		in.warnPlaceholder.warn(in.log, "%v", msg.GetError())
+	case routeUnmatched:
 		in.mUnmatched.Incr(1)
-	}
-	if in.cfg.plain {
-		if first {
-			in.warnUnmatched.warn(in.log, "received topic %q that matches none of the subscribed topics (a subscription kept by a persistent session?)", topic)
+		if in.cfg.plain {
+			in.warnUnmatched.warn(in.log, "received topic %q that matches none of the subscribed topics (a subscription kept by a persistent session?)", m.Topic())
+		} else {
+			in.warnUnmatched.warn(in.log, "%v; delivered with an error set, route errored messages explicitly", msg.GetError())
 		}
-		return msg
 	}
-	err := fmt.Errorf("mqtt input: topic %q matches no topic_mappings entry (a subscription kept by a persistent session from an earlier configuration?)", topic)
-	msg.SetError(err)
-	if first {
-		in.warnUnmatched.warn(in.log, "%v; delivered with an error set, route errored messages explicitly", err)
-	}
-	return msg
 }
 
 // gaugeInterval is how often the unacked and queued gauges are refreshed.
