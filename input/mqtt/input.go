@@ -17,6 +17,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 )
 
 // Name is the name the input is registered under.
@@ -57,8 +59,9 @@ type input struct {
 	log  *service.Logger
 	subs map[string]byte // subscription filter -> QoS
 
-	q     *queue
-	slots chan struct{} // one token per message in the pipeline, cap max_unacked
+	q      *queue
+	slots  chan struct{} // one token per message in the pipeline, cap max_unacked
+	ledger ledger        // messages in the pipeline, for the oldest-unacked age
 
 	autoReplay  bool
 	retryMu     sync.Mutex
@@ -75,7 +78,7 @@ type input struct {
 	gaugeWG       sync.WaitGroup // the gauge loop, started by the first Connect
 
 	mUnmatched, mPlaceholder, mQoS0Dropped, mAcks, mDup, mNackDropped, mReconnects *service.MetricCounter
-	gUnacked, gQueued                                                              *service.MetricGauge
+	gUnacked, gQueued, gOldest                                                     *service.MetricGauge
 	unacked                                                                        atomic.Int64
 	nRetries                                                                       atomic.Int64 // len(retries), read without retryMu
 	readCalls, reconnects, lost, dropped0                                          atomic.Int64 // mirrors of some metrics, for tests
@@ -131,6 +134,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 		mReconnects:  m.NewCounter("mqtt_input_reconnects"),
 		gUnacked:     m.NewGauge("mqtt_input_unacked"),
 		gQueued:      m.NewGauge("mqtt_input_queued"),
+		gOldest:      m.NewGauge(metricOldestUnacked),
 	}
 	for _, mp := range cfg.mappings {
 		in.subs[mp.filter.Subscription()] = mp.qos
@@ -187,7 +191,7 @@ func (in *input) handle(c *connection, m paho.Message) {
 	if m.Qos() > 0 && c.acks != nil {
 		m = c.acks.track(m)
 	}
-	if !in.q.push(m) {
+	if !in.q.push(m, time.Now().UnixNano()) {
 		in.mQoS0Dropped.Incr(1)
 		in.dropped0.Add(1)
 		in.warnQoS0.warn(in.log, "dropping QoS 0 messages: %d already wait for the pipeline (max_unacked); last dropped topic %q", in.cfg.maxUnacked, m.Topic())
@@ -323,12 +327,14 @@ func (in *input) Read(ctx context.Context) (*service.Message, service.AckFunc, e
 			}
 		}
 		if haveSlot {
-			if m, ok := in.q.pop(); ok {
+			if e, ok := in.q.pop(); ok {
 				haveSlot = false
 				in.unacked.Add(1)
-				msg, r := in.toMessage(m)
-				in.countArrival(m, msg, r)
-				return msg, in.ackFunc(&delivery{m: m}), nil
+				d := &delivery{m: e.m, at: e.at}
+				in.ledger.add(d)
+				msg, r := in.toMessage(e.m)
+				in.countArrival(e.m, msg, r)
+				return msg, in.ackFunc(d), nil
 			}
 		}
 		c := in.conn.Load()
@@ -377,8 +383,10 @@ func stopTimer(t *time.Timer) {
 // Every (re)delivery builds a fresh Benthos message from it.
 type delivery struct {
 	m        paho.Message
+	at       int64 // arrival, unix nanoseconds
 	attempts int
 	due      time.Time
+	settled  bool // acknowledged; guarded by the ledger's lock
 }
 
 // retryDelay is the wait before re-delivering a message nacked attempts
@@ -453,6 +461,7 @@ func (in *input) ackFunc(it *delivery) service.AckFunc {
 			}
 		}
 		in.unacked.Add(-1)
+		in.ledger.done(it)
 		<-in.slots
 		return nil
 	}
@@ -499,16 +508,30 @@ func (in *input) toMessage(m paho.Message) (*service.Message, routing) {
 		msg.MetaSetMut("danube_reliable_dispatch", mp.reliable)
 		dt, err := mp.tmpl.Expand(caps)
 		if err != nil {
-			msg.SetError(fmt.Errorf("mqtt input: topic %q matched topic_mappings[%d] (%q) but gives no valid Danube topic: %w", topic, mp.index, mp.filter.String(), err))
+			err = fmt.Errorf("mqtt input: topic %q matched topic_mappings[%d] (%q) but gives no valid Danube topic: %w", topic, mp.index, mp.filter.String(), err)
+			msg.SetError(err)
+			markDeadLetter(msg, deadletter.ReasonInvalidTopic, err, mp.tmpl.Preview(caps), mp.filter.String())
 			return msg, routePlaceholder
 		}
 		msg.MetaSetMut("danube_topic", dt)
 		return msg, routed
 	}
 	if !in.cfg.plain {
-		msg.SetError(fmt.Errorf("mqtt input: topic %q matches no topic_mappings entry (a subscription kept by a persistent session from an earlier configuration?)", topic))
+		err := fmt.Errorf("mqtt input: topic %q matches no topic_mappings entry (a subscription kept by a persistent session from an earlier configuration?)", topic)
+		msg.SetError(err)
+		markDeadLetter(msg, deadletter.ReasonNoMapping, err, "", deadletter.MappingNone)
 	}
 	return msg, routeUnmatched
+}
+
+// markDeadLetter marks a message that cannot be routed for the dead-letter
+// destination of the danube output. Only such messages carry these keys, so
+// routed messages pay nothing for them.
+func markDeadLetter(msg *service.Message, reason string, err error, topic, mapping string) {
+	msg.MetaSetMut(deadletter.Reason, reason)
+	msg.MetaSetMut(deadletter.Error, err.Error())
+	msg.MetaSetMut(deadletter.Topic, topic)
+	msg.MetaSetMut(deadletter.Mapping, mapping)
 }
 
 // countArrival updates the metrics and rate-limited warnings for a message
@@ -531,6 +554,11 @@ func (in *input) countArrival(m paho.Message, msg *service.Message, r routing) {
 	}
 }
 
+// metricOldestUnacked is the gauge of the age, in seconds, of the oldest
+// message received from MQTT and not yet acknowledged to it (waiting for the
+// pipeline or in it); 0 when there is none.
+const metricOldestUnacked = "mqtt_input_oldest_unacked_age_seconds"
+
 // gaugeInterval is how often the unacked and queued gauges are refreshed.
 // Setting them on every message costs measurable throughput.
 const gaugeInterval = time.Second
@@ -543,12 +571,26 @@ func (in *input) gaugeLoop() {
 	for {
 		in.gUnacked.Set(in.unacked.Load())
 		in.gQueued.Set(int64(in.q.len()))
+		in.gOldest.Set(in.oldestUnackedAge(time.Now()))
 		select {
 		case <-t.C:
 		case <-in.closed:
 			return
 		}
 	}
+}
+
+// oldestUnackedAge returns the age in whole seconds of the oldest
+// unacknowledged message: in the pipeline (these arrived before any that
+// still wait in the queue) or else waiting.
+func (in *input) oldestUnackedAge(now time.Time) int64 {
+	at, ok := in.ledger.oldest()
+	if !ok {
+		if at, ok = in.q.oldest(); !ok {
+			return 0
+		}
+	}
+	return max(0, int64(now.Sub(time.Unix(0, at))/time.Second))
 }
 
 // Close disconnects. Unacknowledged QoS 1/2 messages are redelivered by the

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 )
 
 func metaAny(t *testing.T, m *service.Message, key string) any {
@@ -118,10 +120,27 @@ topic_mappings:
 							} else if !strings.Contains(m.GetError().Error(), "topic_mappings[4]") {
 								t.Errorf("%s: error %q does not name the matching mapping topic_mappings[4]", payload, m.GetError())
 							}
+							// Marked for the dead-letter destination, with
+							// the topic it was meant for and its mapping.
+							for k, want := range map[string]any{
+								deadletter.Reason:  deadletter.ReasonInvalidTopic,
+								deadletter.Topic:   "/site1/te.mp_raw",
+								deadletter.Mapping: p + "/kinds/{kind}/{site}",
+							} {
+								if got := metaAny(t, m, k); got != want {
+									t.Errorf("%s: %s = %v, want %v", payload, k, got, want)
+								}
+							}
+							if got, _ := metaAny(t, m, deadletter.Error).(string); !strings.Contains(got, "te.mp") {
+								t.Errorf("%s: %s = %q", payload, deadletter.Error, got)
+							}
 							continue
 						}
 						if m.GetError() != nil {
 							t.Errorf("%s: unexpected error %v", payload, m.GetError())
+						}
+						if got := metaAny(t, m, deadletter.Reason); got != nil {
+							t.Errorf("%s: a routed message carries %s = %v", payload, deadletter.Reason, got)
 						}
 						if got := metaAny(t, m, "danube_topic"); got != c.danube {
 							t.Errorf("%s: danube_topic %v, want %s", payload, got, c.danube)
@@ -289,4 +308,91 @@ topic_mappings:
 		q, _ := capture.get("mqtt_input_queued")
 		return u == 0 && q == 0
 	})
+}
+
+// TestOldestUnackedAge: the age of the oldest unacknowledged message rises
+// while the pipeline holds it, whatever the cause, and falls back to 0 once
+// it is acknowledged.
+func TestOldestUnackedAge(t *testing.T) {
+	b := newTestBroker(t, false)
+	id := runID(t)
+	capture := &gaugeCapture{gauges: map[string]int64{}}
+	release := make(chan struct{})
+	var got atomic.Int64
+	ts := startStreamWith(t, fmt.Sprintf(`
+urls: [ %s ]
+client_id: %s-bridge
+topic_mappings:
+  - mqtt_topic: %[2]s/#
+    danube_topic: /g/t
+    qos: 1
+`, b.url(), id), func(ctx context.Context, _ *service.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		got.Add(1)
+		return nil
+	}, func(env *service.Environment, sb *service.StreamBuilder) {
+		if err := env.RegisterMetricsExporter("gauge_capture", service.NewConfigSpec(),
+			func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return capture, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.SetMetricsYAML("gauge_capture: {}"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ts.waitConnected(t)
+	waitFor(t, 5*time.Second, "the gauge at 0 when idle", func() bool {
+		v, ok := capture.get(metricOldestUnacked)
+		return ok && v == 0
+	})
+	pub := newPublisher(t, b.url(), id+"-pub", true)
+	for i := range 3 {
+		pub.c.Publish(fmt.Sprintf("%s/d%d", id, i), 1, false, "x")
+	}
+	waitFor(t, 10*time.Second, "the age of a held message to reach 2 s", func() bool {
+		v, _ := capture.get(metricOldestUnacked)
+		return v >= 2
+	})
+	close(release)
+	waitFor(t, 10*time.Second, "all 3 messages", func() bool { return got.Load() == 3 })
+	waitFor(t, 5*time.Second, "the gauge back at 0", func() bool {
+		v, _ := capture.get(metricOldestUnacked)
+		return v == 0
+	})
+}
+
+func TestLedgerOldest(t *testing.T) {
+	var l ledger
+	if _, ok := l.oldest(); ok {
+		t.Fatal("empty ledger has an oldest entry")
+	}
+	ds := make([]*delivery, 2000)
+	for i := range ds {
+		ds[i] = &delivery{at: int64(i + 1)}
+		l.add(ds[i])
+	}
+	// Out of order: the oldest stays until it is done itself.
+	l.done(ds[1])
+	if at, _ := l.oldest(); at != 1 {
+		t.Fatalf("oldest %d, want 1", at)
+	}
+	l.done(ds[0])
+	if at, _ := l.oldest(); at != 3 {
+		t.Fatalf("oldest %d, want 3", at)
+	}
+	for _, d := range ds[2:1500] {
+		l.done(d)
+	}
+	if at, _ := l.oldest(); at != 1501 {
+		t.Fatalf("oldest %d, want 1501 after compaction", at)
+	}
+	for _, d := range ds[1500:] {
+		l.done(d)
+	}
+	if _, ok := l.oldest(); ok || len(l.items) != 0 {
+		t.Fatalf("ledger not empty: %d", len(l.items))
+	}
 }

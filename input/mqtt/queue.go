@@ -13,11 +13,17 @@ import (
 // fewer than maxQoS0 of them are waiting; the caller counts the drops.
 type queue struct {
 	mu      sync.Mutex
-	items   []paho.Message
+	items   []queued
 	head    int
 	qos0    int
 	maxQoS0 int
 	notify  chan struct{} // capacity 1: "something was pushed"
+}
+
+// queued is a received message and when it arrived (unix nanoseconds).
+type queued struct {
+	m  paho.Message
+	at int64
 }
 
 func newQueue(maxQoS0 int) *queue {
@@ -26,7 +32,7 @@ func newQueue(maxQoS0 int) *queue {
 
 // push appends m and reports false when a QoS 0 message was dropped because
 // the QoS 0 bound was reached.
-func (q *queue) push(m paho.Message) bool {
+func (q *queue) push(m paho.Message, at int64) bool {
 	q.mu.Lock()
 	if m.Qos() == 0 {
 		if q.qos0 >= q.maxQoS0 {
@@ -35,7 +41,7 @@ func (q *queue) push(m paho.Message) bool {
 		}
 		q.qos0++
 	}
-	q.items = append(q.items, m)
+	q.items = append(q.items, queued{m: m, at: at})
 	q.mu.Unlock()
 	select {
 	case q.notify <- struct{}{}:
@@ -45,14 +51,14 @@ func (q *queue) push(m paho.Message) bool {
 }
 
 // pop removes the oldest message, if any.
-func (q *queue) pop() (paho.Message, bool) {
+func (q *queue) pop() (queued, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.head == len(q.items) {
-		return nil, false
+		return queued{}, false
 	}
 	m := q.items[q.head]
-	q.items[q.head] = nil
+	q.items[q.head] = queued{}
 	q.head++
 	switch {
 	case q.head == len(q.items):
@@ -62,10 +68,20 @@ func (q *queue) pop() (paho.Message, bool) {
 		clear(q.items[n:])
 		q.items, q.head = q.items[:n], 0
 	}
-	if m.Qos() == 0 {
+	if m.m.Qos() == 0 {
 		q.qos0--
 	}
 	return m, true
+}
+
+// oldest returns the arrival time of the oldest waiting message.
+func (q *queue) oldest() (int64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.items) {
+		return 0, false
+	}
+	return q.items[q.head].at, true
 }
 
 // len returns the number of waiting messages.

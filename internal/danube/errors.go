@@ -19,6 +19,11 @@ const MaxRequestBytes = 4194304
 // encoded StreamMessage of a send exceeds MaxRequestBytes. It is never retried.
 var ErrMessageTooLarge = errors.New("message too large: encoded request exceeds the broker limit of 4194304 bytes (4 MiB)")
 
+// ErrNamespaceNotFound is wrapped by the permanent error CreateProducer
+// returns when the topic's namespace does not exist (producers never create
+// namespaces).
+var ErrNamespaceNotFound = errors.New("namespace does not exist")
+
 // ErrClosed is returned by operations on a closed Client, Producer or Consumer.
 var ErrClosed = errors.New("danube: closed")
 
@@ -106,10 +111,34 @@ func isNamespaceMissing(err error) bool {
 	return codeOf(err) == codes.Unavailable && strings.Contains(messageOf(err), "Unable to find the namespace")
 }
 
+// isPlacement reports whether err is a SendMessage PermissionDenied
+// "Unable to publish the message: <reason>" whose reason is where the topic
+// lives (not loaded on this broker, producer not attached, draining) or the
+// broker's storage, rather than the message itself (its schema): a lookup and
+// a fresh producer can cure it.
+func isPlacement(err error) bool {
+	if codeOf(err) != codes.PermissionDenied {
+		return false
+	}
+	msg := messageOf(err)
+	return strings.Contains(msg, "Unable to publish the message") && !IsSchemaRefusal(err)
+}
+
+// IsSchemaRefusal reports whether err is the broker's refusal of a message
+// or producer because of its schema (PermissionDenied or FailedPrecondition
+// naming the schema).
+func IsSchemaRefusal(err error) bool {
+	c := codeOf(err)
+	if c != codes.PermissionDenied && c != codes.FailedPrecondition {
+		return false
+	}
+	return strings.Contains(strings.ToLower(messageOf(err)), "schema")
+}
+
 // producerLost reports whether a SendMessage error means the producer must
 // be looked up and created again (broker restart, topic move or draining).
 func producerLost(err error) bool {
-	return codeOf(err) == codes.NotFound || isDraining(err)
+	return codeOf(err) == codes.NotFound || isDraining(err) || isPlacement(err)
 }
 
 // transientCode reports codes that are retried with backoff against the same broker.
@@ -145,7 +174,7 @@ func IsRetryable(err error) bool {
 		}
 		return false
 	}
-	return isDraining(err)
+	return isDraining(err) || isPlacement(err)
 }
 
 // IsPermanent reports whether err will not go away by retrying the same

@@ -439,7 +439,7 @@ func (pp *partProducer) create(ctx context.Context, prev brokerAddr, capped bool
 			if nsFails > p.retry.maxRetries {
 				ns := strings.Split(pp.topic, "/")[1]
 				return nil, &Error{Topic: pp.topic, RPC: "CreateProducer", Code: codes.Unavailable, permanent: true,
-					Err: fmt.Errorf("namespace %q does not exist on the broker (producers cannot create namespaces; create it with the admin API): %s", ns, messageOf(err))}
+					Err: fmt.Errorf("%w: namespace %q is not on the broker (producers cannot create namespaces; create it with the admin API): %s", ErrNamespaceNotFound, ns, messageOf(err))}
 			}
 		case code == codes.Unavailable || code == codes.DeadlineExceeded || code == codes.ResourceExhausted:
 			if capped && attempt >= p.retry.maxRetries {

@@ -414,7 +414,7 @@ func TestCreateFailures(t *testing.T) {
 	t.Run("missing_namespace", func(t *testing.T) {
 		start := time.Now()
 		_, err := c.NewProducer(ctx, fast(danube.ProducerConfig{Topic: "/nosuchns/t", Name: "n"}))
-		if err == nil || !strings.Contains(err.Error(), `namespace "nosuchns" does not exist`) || !danube.IsPermanent(err) {
+		if err == nil || !strings.Contains(err.Error(), `namespace "nosuchns" is not on the broker`) || !danube.IsPermanent(err) || !errors.Is(err, danube.ErrNamespaceNotFound) {
 			t.Fatalf("err = %v", err)
 		}
 		if time.Since(start) > 3*time.Second {
@@ -580,7 +580,10 @@ func TestErrorClassification(t *testing.T) {
 		{"producer lost", &danube.Error{RPC: "SendMessage", Code: codes.NotFound, Err: status.Error(codes.NotFound, "The producer with id 1 does not exist")}, true, false, false},
 		{"topic missing", &danube.Error{RPC: "Subscribe", Code: codes.NotFound, Err: status.Error(codes.NotFound, "Unable to find the topic: /a/b")}, false, true, false},
 		{"draining", status.Error(codes.PermissionDenied, "Unable to publish the message: Topic /a/b is draining or closed; retry lookup/moved"), true, false, false},
-		{"denied", status.Error(codes.PermissionDenied, "Unable to publish the message: Producer 1 is not attached"), false, true, false},
+		{"not attached", status.Error(codes.PermissionDenied, "Unable to publish the message: Producer 1 is not attached to topic /a/b"), true, false, false},
+		{"not on this broker", status.Error(codes.PermissionDenied, "Unable to publish the message: Topic /a/b not found on this broker"), true, false, false},
+		{"schema enforce", status.Error(codes.PermissionDenied, "Unable to publish the message: Schema ID 7 not found in registry"), false, true, false},
+		{"authorisation", status.Error(codes.PermissionDenied, "not allowed"), false, true, false},
 		{"broker too large", status.Error(codes.OutOfRange, "Error, decoded message length too large"), false, true, false},
 		{"auth", status.Error(codes.Unauthenticated, "Invalid token"), false, true, false},
 		{"exhausted", status.Error(codes.ResourceExhausted, "limit"), true, false, false},

@@ -14,6 +14,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 )
 
 // Metric names emitted through mgr.Metrics().
@@ -38,14 +39,17 @@ type output struct {
 	staticTopic string
 	// topicIsStatic: topic has no interpolation (validated at start-up).
 	topicIsStatic bool
-	key           *service.InterpolatedString
-	partitions    int
-	reliable      bool
-	producerName  string
-	attrs         *service.MetadataFilter // nil: all metadata except danube_*
-	schema        *danube.SchemaRef
-	sendTimeout   time.Duration
-	log           *service.Logger
+	// topicIsDefault: topic is the default, the mqtt input's danube_topic.
+	topicIsDefault bool
+	key            *service.InterpolatedString
+	partitions     int
+	reliable       bool
+	producerName   string
+	attrs          *service.MetadataFilter // nil: all metadata except danube_*
+	schema         *danube.SchemaRef
+	sendTimeout    time.Duration
+	log            *service.Logger
+	dl             *deadLetters
 
 	mOpen      *service.MetricGauge
 	mRetries   *service.MetricCounter
@@ -109,6 +113,9 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	}
 	if o.topic, err = conf.FieldInterpolatedString(fieldTopic); err != nil {
 		return nil, fmt.Errorf("danube output: field topic: %w", err)
+	}
+	if raw, err := conf.FieldString(fieldTopic); err == nil && raw == defaultTopic {
+		o.topicIsDefault = true
 	}
 	if s, ok := o.topic.Static(); ok {
 		if err := danube.ValidateTopic(s); err != nil {
@@ -198,6 +205,10 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 		return nil, fmt.Errorf("danube output: field producer_idle_timeout must be positive, got %v", idle)
 	}
 
+	if o.dl, err = parseDeadLetters(conf.Namespace(fieldDeadLetter), mgr); err != nil {
+		return nil, fmt.Errorf("danube output: %w", err)
+	}
+
 	m := mgr.Metrics()
 	o.mOpen = m.NewGauge(MetricProducersOpen)
 	o.mRetries = m.NewCounter(MetricSendRetries)
@@ -208,6 +219,7 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 
 	o.closeCtx, o.closeCancel = context.WithCancel(context.Background())
 	o.cache = newProducerCache(maxProducers, idle, o.newProducer, func(n int) { o.mOpen.Set(int64(n)) })
+	o.cache.refusal = func(err error) bool { return causeOf(err, "") != nil }
 	o.seq = newSequencer()
 	return o, nil
 }
@@ -331,6 +343,7 @@ type pending struct {
 	seq     int64 // 0: not stamped
 	ordered bool  // has a routing key: sent in sequence per (producer, key)
 	err     error
+	dl      *dlCause // the message can never be delivered: dead-letter it
 	done    chan struct{}
 }
 
@@ -358,21 +371,23 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 
 	items := make([]*pending, 0, len(batch))
 	var batchErr *service.BatchError
+	var firstErr error
 	fail := func(i int, err error) {
 		if batchErr == nil {
-			batchErr = service.NewBatchError(batch, err)
+			batchErr, firstErr = service.NewBatchError(batch, err), err
 		}
 		batchErr.Failed(i, err)
 	}
+	var doomed []*pending // never sent: dead-lettered (or failed) right away
 	for i, msg := range batch {
-		p, err := o.prepare(i, msg, topicEx, keyEx)
-		if err != nil {
-			fail(i, err)
-			// A message that fails before being sent still occupies its
-			// place in the sequence.
-			if p != nil && p.seq > 0 {
+		p := o.prepare(i, msg, topicEx, keyEx)
+		if p.dl != nil {
+			// A message that is not sent still occupies its place in
+			// the sequence.
+			if p.seq > 0 {
 				o.seq.skip(p.seq)
 			}
+			doomed = append(doomed, p)
 			continue
 		}
 		items = append(items, p)
@@ -427,8 +442,19 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 		}
 		if errors.Is(p.err, service.ErrNotConnected) || danube.IsConnectionError(p.err) {
 			connErrs++
+			fail(p.idx, p.err)
+			continue
+		}
+		if p.dl = causeOf(p.err, p.key.topic); p.dl != nil {
+			doomed = append(doomed, p)
+			continue
 		}
 		fail(p.idx, p.err)
+	}
+	for _, p := range doomed {
+		if err := o.deadLetter(batch[p.idx], p.msg.Payload, p.dl); err != nil {
+			fail(p.idx, err)
+		}
 	}
 	if batchErr == nil {
 		return nil
@@ -443,66 +469,75 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 		return service.ErrNotConnected
 	}
 	if len(batch) == 1 {
-		return items0Err(batchErr, items)
+		// The single message's error, unwrapped, so that logs show it
+		// directly.
+		return firstErr
 	}
 	return batchErr
 }
 
-// items0Err returns the single message's error unwrapped from the batch error
-// so that logs show it directly.
-func items0Err(be *service.BatchError, items []*pending) error {
-	if len(items) == 1 && items[0].err != nil {
-		return items[0].err
-	}
-	return be
-}
-
-// prepare resolves the routing of one message. A non-nil *pending may be
-// returned together with an error so that the caller can release its
-// sequence number.
-func (o *output) prepare(i int, msg *service.Message, topicEx, keyEx *service.MessageBatchInterpolationExecutor) (*pending, error) {
+// prepare resolves the routing of one message. A message that can never be
+// sent as it is comes back with its dead-letter cause set.
+func (o *output) prepare(i int, msg *service.Message, topicEx, keyEx *service.MessageBatchInterpolationExecutor) *pending {
 	p := &pending{idx: i}
 	if v, ok := msg.MetaGetMut(metaSeq); ok {
 		if n, ok := toInt64(v); ok && n > 0 {
 			p.seq = n
 		}
 	}
+	if p.dl = causeFromMeta(msg); p.dl != nil {
+		return p
+	}
+	doom := func(reason, topic string, err error) *pending {
+		p.dl = &dlCause{reason: reason, err: err.Error(), topic: topic}
+		return p
+	}
 	topic, static := o.staticTopic, o.topicIsStatic
 	if !static {
 		var err error
 		if topic, err = topicEx.TryString(i); err != nil {
-			return p, fmt.Errorf("field topic: %w", err)
+			return doom(deadletter.ReasonInvalidTopic, "", fmt.Errorf("field topic: %w", err))
 		}
 	}
 	if err := o.validateTopic(topic); err != nil {
-		return p, fmt.Errorf("field topic resolved to %q, which is not a valid Danube topic (required form /namespace/topic): %w", topic, err)
+		if _, routed := msg.MetaGetMut("danube_topic"); !routed && o.topicIsDefault {
+			return doom(deadletter.ReasonNoMapping, "", fmt.Errorf("the message has no danube_topic metadata (no topic mapping routed it) and the output's topic is the default %s", defaultTopic))
+		}
+		return doom(deadletter.ReasonInvalidTopic, topic, fmt.Errorf("field topic resolved to %q, which is not a valid Danube topic (required form /namespace/topic): %w", topic, err))
 	}
 	p.key = producerKey{topic: topic, partitions: o.partitions, reliable: o.reliable}
 	if v, ok := msg.MetaGetMut(metaPartitions); ok {
 		n, ok := toInt64(v)
 		if !ok || n < 0 || n > 1<<16 {
-			return p, fmt.Errorf("metadata %s: invalid partition count %v", metaPartitions, v)
+			return doom(reasonInvalidMessage, topic, fmt.Errorf("metadata %s: invalid partition count %v", metaPartitions, v))
 		}
 		p.key.partitions = int(n)
 	}
 	if v, ok := msg.MetaGetMut(metaReliableDispatch); ok {
 		b, ok := toBool(v)
 		if !ok {
-			return p, fmt.Errorf("metadata %s: invalid boolean %v", metaReliableDispatch, v)
+			return doom(reasonInvalidMessage, topic, fmt.Errorf("metadata %s: invalid boolean %v", metaReliableDispatch, v))
 		}
 		p.key.reliable = b
 	}
 	key, err := keyEx.TryString(i)
 	if err != nil {
-		return p, fmt.Errorf("field key: %w", err)
+		return doom(reasonInvalidMessage, topic, fmt.Errorf("field key: %w", err))
 	}
 	payload, err := msg.AsBytes()
 	if err != nil {
-		return p, fmt.Errorf("reading message payload: %w", err)
+		return doom(reasonInvalidMessage, topic, fmt.Errorf("reading message payload: %w", err))
 	}
+	p.msg = danube.Message{Payload: payload, Attributes: o.attributes(msg), Key: key}
 	if len(payload) > danube.MaxRequestBytes {
-		return p, fmt.Errorf("message of %d bytes to %s: %w", len(payload), topic, danube.ErrMessageTooLarge)
+		return doom(deadletter.ReasonTooLarge, topic, fmt.Errorf("message of %d bytes to %s: %w", len(payload), topic, danube.ErrMessageTooLarge))
 	}
+	p.ordered = key != ""
+	return p
+}
+
+// attributes returns the Danube attributes of msg (nil when there are none).
+func (o *output) attributes(msg *service.Message) map[string]string {
 	attrs := map[string]string{}
 	walk := func(k, v string) error {
 		if k == metaSeq {
@@ -522,11 +557,9 @@ func (o *output) prepare(i int, msg *service.Message, topicEx, keyEx *service.Me
 		})
 	}
 	if len(attrs) == 0 {
-		attrs = nil
+		return nil
 	}
-	p.msg = danube.Message{Payload: payload, Attributes: attrs, Key: key}
-	p.ordered = key != ""
-	return p, nil
+	return attrs
 }
 
 // validateTopic checks a resolved topic name (static topics were checked
@@ -586,6 +619,11 @@ func (o *output) Close(ctx context.Context) error {
 
 	o.cache.close()
 	o.mOpen.Set(0)
+	if o.dl.out != nil {
+		if err := o.dl.out.Close(ctx); err != nil {
+			o.log.Warnf("danube output: closing the dead_letter output: %v", err)
+		}
+	}
 	o.clientMu.Lock()
 	c := o.client
 	o.client = nil

@@ -338,9 +338,11 @@ func producerStream(t *testing.T, env *service.Environment, output string) servi
 	return produce
 }
 
-func TestBadInterpolatedTopicFailsOnlyThatMessage(t *testing.T) {
+// With dead_letter.enabled: false (the strict mode) an undeliverable message
+// fails, alone.
+func TestStrictModeBadTopicFailsOnlyThatMessage(t *testing.T) {
 	srv := danubetest.NewTestServer(t)
-	produce := producerStream(t, newEnv(t), fmt.Sprintf(`danube: { url: %s, topic: '${! @t }' }`, srv.URL()))
+	produce := producerStream(t, newEnv(t), fmt.Sprintf(`danube: { url: %s, topic: '${! @t }', dead_letter: { enabled: false } }`, srv.URL()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	msg := func(topic, body string) *service.Message {
@@ -368,7 +370,7 @@ func TestBadInterpolatedTopicFailsOnlyThatMessage(t *testing.T) {
 func env2BatchStream(t *testing.T, srv *danubetest.Server) service.MessageBatchHandlerFunc {
 	b := newEnv(t).NewStreamBuilder()
 	require.NoError(t, b.SetLoggerYAML("level: none"))
-	require.NoError(t, b.AddOutputYAML(fmt.Sprintf(`danube: { url: %s, topic: '${! @t }' }`, srv.URL())))
+	require.NoError(t, b.AddOutputYAML(fmt.Sprintf(`danube: { url: %s, topic: '${! @t }', dead_letter: { enabled: false } }`, srv.URL())))
 	produce, err := b.AddBatchProducerFunc()
 	require.NoError(t, err)
 	strm, err := b.Build()
@@ -378,14 +380,16 @@ func env2BatchStream(t *testing.T, srv *danubetest.Server) service.MessageBatchH
 	return produce
 }
 
-func TestOversizedMessageFailsFastAndCanBeRouted(t *testing.T) {
+// In the strict mode an oversized message fails at once, and Benthos'
+// fallback can route it.
+func TestStrictModeOversizedMessageFailsFastAndCanBeRouted(t *testing.T) {
 	srv := danubetest.NewTestServer(t)
 	big := strings.Repeat("x", 5<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
 	t.Run("error", func(t *testing.T) {
-		produce := producerStream(t, newEnv(t), fmt.Sprintf(`danube: { url: %s, topic: /default/big }`, srv.URL()))
+		produce := producerStream(t, newEnv(t), fmt.Sprintf(`danube: { url: %s, topic: /default/big, dead_letter: { enabled: false } }`, srv.URL()))
 		start := time.Now()
 		err := produce(ctx, service.NewMessage([]byte(big)))
 		require.Error(t, err)
@@ -398,7 +402,7 @@ func TestOversizedMessageFailsFastAndCanBeRouted(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "dlq.txt")
 		produce := producerStream(t, newEnv(t), fmt.Sprintf(`
 fallback:
-  - danube: { url: %s, topic: /default/big2 }
+  - danube: { url: %s, topic: /default/big2, dead_letter: { enabled: false } }
   - file: { path: %s, codec: lines }
 `, srv.URL(), path))
 		require.NoError(t, produce(ctx, service.NewMessage([]byte(big))))

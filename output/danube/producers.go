@@ -40,6 +40,12 @@ type producerCache struct {
 	idle   time.Duration
 	create func(context.Context, producerKey) (*danube.Producer, error)
 	onOpen func(n int)
+	// refusal reports a creation error that is permanent for the topic (a
+	// missing namespace or topic, a refusal). Such errors are remembered
+	// for refusalTTL, so the messages behind the first one fail at once
+	// instead of each paying the broker's round trips and retries.
+	refusal func(error) bool
+	refused map[producerKey]refusedEntry
 
 	mu       sync.Mutex
 	entries  map[producerKey]*producerEntry
@@ -52,6 +58,15 @@ type producerCache struct {
 }
 
 var errCacheClosed = errors.New("producer cache closed")
+
+// refusalTTL is how long a permanent creation error is remembered: the time
+// an operator's fix (creating the namespace, say) takes to be seen.
+const refusalTTL = 5 * time.Second
+
+type refusedEntry struct {
+	err   error
+	until time.Time
+}
 
 func newProducerCache(max int, idle time.Duration, create func(context.Context, producerKey) (*danube.Producer, error), onOpen func(int)) *producerCache {
 	c := &producerCache{
@@ -76,6 +91,13 @@ func (c *producerCache) acquire(ctx context.Context, k producerKey) (*producerEn
 		if c.closed {
 			c.mu.Unlock()
 			return nil, errCacheClosed
+		}
+		if r, ok := c.refused[k]; ok {
+			if time.Now().Before(r.until) {
+				c.mu.Unlock()
+				return nil, r.err
+			}
+			delete(c.refused, k)
 		}
 		if e, ok := c.entries[k]; ok {
 			e.refs++
@@ -121,6 +143,12 @@ func (c *producerCache) acquire(ctx context.Context, k producerKey) (*producerEn
 			// Forget the failed entry so that the next message retries.
 			if c.entries[k] == e {
 				delete(c.entries, k)
+			}
+			if c.refusal != nil && c.refusal(err) {
+				if c.refused == nil {
+					c.refused = map[producerKey]refusedEntry{}
+				}
+				c.refused[k] = refusedEntry{err: err, until: time.Now().Add(refusalTTL)}
 			}
 		} else if c.closed {
 			_ = p.Close()

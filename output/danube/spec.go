@@ -5,6 +5,8 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/deadletter"
+
 	// The ordering stage appends a `mutation` processor (with the `counter()`
 	// Bloblang function) to the output's batching policy; both live in pure.
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
@@ -29,6 +31,14 @@ const (
 	fieldMaxProducers    = "max_producers"
 	fieldProducerIdle    = "producer_idle_timeout"
 	fieldBatching        = "batching"
+	fieldDeadLetter      = "dead_letter"
+	fieldDLEnabled       = "enabled"
+	fieldDLTopic         = "topic"
+	fieldDLOutput        = "output"
+	fieldDLSpoolDir      = "spool_dir"
+	fieldDLMaxPayload    = "max_payload_bytes"
+	defaultSpoolDir      = "dead-letter-spool"
+	defaultDLMaxPayload  = 65536
 	defaultTopic         = "${! @danube_topic }"
 	defaultKey           = `${! @mqtt_topic.or("") }`
 	defaultProducerName  = "benthos-danube"
@@ -61,11 +71,42 @@ topic mappings override the configured `+"`partitions`"+` and `+"`reliable_dispa
 
 == Delivery guarantees
 
-A message is acknowledged to Benthos only after the Danube broker acknowledged it. Any failure nacks it, so the
-input keeps it and Benthos retries it. An unreachable broker is reported as a lost connection and Benthos
-reconnects with back-off. Messages over the broker's 4 MiB request limit fail at once with a permanent error and can
-be routed with `+"`fallback`"+`, `+"`reject_errored`"+` or `+"`switch`"+`. Within a batch only the failed messages are
-nacked.
+A message is acknowledged to Benthos only after the Danube broker acknowledged it. Failures are of two kinds:
+
+- *Transient* (the broker is unreachable, slow or restarting, a producer was lost, `+"`Unavailable`"+`, a timeout, a
+refused token): the send is retried inside `+"`send_timeout`"+`, then the message is nacked, so the input keeps it
+unacknowledged and retries it; an unreachable broker is reported as a lost connection and Benthos reconnects with
+back-off. Nothing is dead-lettered for a transient failure.
+- *Permanent for this message* (no mapping matched it, its topic name cannot be formed, its payload is over the
+limit, the namespace or topic does not exist where topics are not auto-created, the broker refused it, its schema
+was rejected, or the pipeline set `+"`dead_letter_reason`"+`): the message goes to the dead-letter destination
+(`+"`dead_letter`"+`), and only once that destination has it is it acknowledged, so everything behind it flows on.
+
+If the dead-letter destination fails too, that is an outage: the message is nacked and retried, and an error is
+logged. With `+"`dead_letter.enabled: false`"+` a permanent failure is nacked and retried for ever, as a transient one
+is: the strict mode, in which one undeliverable message stops the flow of the whole bridge. Within a batch only the
+failed messages are nacked.
+
+== Dead letters
+
+A dead-letter record keeps the original payload byte for byte, the message's attributes and every `+"`mqtt_*`"+`
+metadata key, and adds `+"`dead_letter_reason`"+` (`+"`no_mapping`"+`, `+"`invalid_topic`"+`, `+"`too_large`"+`,
+`+"`namespace_missing`"+`, `+"`topic_missing`"+`, `+"`permission_denied`"+`, `+"`schema_rejected`"+`, `+"`rejected`"+`,
+`+"`invalid_message`"+`, or the pipeline's own word), `+"`dead_letter_error`"+` (the full error),
+`+"`dead_letter_topic`"+` (the intended Danube topic), `+"`dead_letter_mapping`"+` (the input mapping, for routing
+failures) and `+"`dead_letter_time`"+` (RFC 3339, UTC). By default it is written to the Danube topic
+`+"`/default/dead_letter`"+` (the `+"`default`"+` namespace exists on every Danube broker), with reliable dispatch.
+
+A payload too large for Danube cannot go to a Danube topic whole. Its record carries the first
+`+"`max_payload_bytes`"+` bytes with `+"`dead_letter_truncated: true`"+`, `+"`dead_letter_size`"+` and
+`+"`dead_letter_sha256`"+` of the whole payload, and `+"`dead_letter_spool_file`"+`: the whole payload is written to that
+file in `+"`spool_dir`"+` first (with a `+"`.json`"+` file beside it describing it). With `+"`dead_letter.output`"+` set,
+records go to that Benthos output instead, whole and untruncated, with the same metadata; nothing is spooled.
+
+Each dead-lettered message is counted in `+"`danube_output_dead_lettered`"+` (labels `+"`reason`"+` and `+"`mapping`"+`:
+the input mapping for routing failures, the Danube topic otherwise) and logged as a rate-limited warning naming the
+MQTT topic, the reason and the destination. Failures of the destination are counted in
+`+"`danube_output_dead_letter_failures`"+`.
 
 == Ordering
 
@@ -147,6 +188,7 @@ messages of the same key emitted after it may already have been delivered, so on
 				Default("5m").
 				Examples("5m", "1h").
 				Advanced(),
+			deadLetterField(),
 			service.NewOutputMaxInFlightField().
 				Examples(64, 256),
 			service.NewBatchPolicyField(fieldBatching).
@@ -182,4 +224,34 @@ func init() {
 	if err := Register(service.GlobalEnvironment()); err != nil {
 		panic(err)
 	}
+}
+
+// deadLetterField is the dead_letter object of the danube output.
+func deadLetterField() *service.ConfigField {
+	return service.NewObjectField(fieldDeadLetter,
+		service.NewBoolField(fieldDLEnabled).
+			Description("Dead-letter messages that can never be delivered. `false` is the strict mode: such a message is retried for ever and stops the flow behind it.").
+			Default(true),
+		service.NewStringField(fieldDLTopic).
+			Description("The Danube topic dead-letter records are written to (reliable dispatch, not partitioned). Its namespace must exist; `default` always does.").
+			Default(deadletter.DefaultTopic).
+			Examples(deadletter.DefaultTopic, "/iot/dead_letter").
+			LintRule(`root = if !this.re_match("^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$") { [ "dead_letter.topic: %q is not a valid Danube topic, the required form is /namespace/topic".format(this) ] }`),
+		service.NewOutputField(fieldDLOutput).
+			Description("Any Benthos output to write dead-letter records to instead of `topic`. Records are written whole (no truncation, no spool), with the metadata described above.").
+			Optional().
+			Advanced(),
+		service.NewStringField(fieldDLSpoolDir).
+			Description("Directory where a payload too large for Danube is written whole before its truncated record goes to `topic`. Relative paths are relative to the working directory; give it a persistent volume in containers. Not used with `output`.").
+			Default(defaultSpoolDir).
+			Examples("/var/lib/benthos-danube/dead-letter"),
+		service.NewIntField(fieldDLMaxPayload).
+			Description("How many bytes of a too-large payload its record on `topic` keeps.").
+			Default(defaultDLMaxPayload).
+			Advanced(),
+	).
+		Description("Where messages that can never be delivered go (see Dead letters above).").
+		Example(map[string]any{"topic": "/iot/dead_letter", "spool_dir": "/data/dead-letter"}).
+		Example(map[string]any{"output": map[string]any{"file": map[string]any{"path": "/data/dead-letter/${! timestamp_unix_nano() }.bin", "codec": "all-bytes"}}}).
+		Example(map[string]any{"enabled": false})
 }

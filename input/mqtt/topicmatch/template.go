@@ -140,6 +140,22 @@ func (t *Template) Expand(caps []string) (string, error) {
 	return b.String(), nil
 }
 
+// Preview substitutes the captured values without checking them, to show
+// which topic a message was meant for when Expand refused its values. Its
+// result may not be a valid topic name; never send to it.
+func (t *Template) Preview(caps []string) string {
+	var b strings.Builder
+	for _, p := range t.parts {
+		switch {
+		case p.cap < 0:
+			b.WriteString(p.lit)
+		case p.cap < len(caps):
+			b.WriteString(caps[p.cap])
+		}
+	}
+	return b.String()
+}
+
 func validSegmentValue(v string) error {
 	if v == "" {
 		return errors.New("is empty (an empty MQTT topic level)")

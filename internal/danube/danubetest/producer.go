@@ -21,10 +21,16 @@ type producerSvc struct {
 
 // createTopicLocked auto-creates a topic for CreateProducer.
 func (s *Server) createTopicLocked(name string, strategy danubepb.DispatchStrategy) (*topic, error) {
-	c := s.cluster
 	if !s.cfg.autoCreate {
 		return nil, status.Errorf(codes.NotFound, "Unable to find the topic: %s", name)
 	}
+	return s.newTopicLocked(name, strategy)
+}
+
+// newTopicLocked creates a topic owned by s, as auto-creation or an
+// administrator does.
+func (s *Server) newTopicLocked(name string, strategy danubepb.DispatchStrategy) (*topic, error) {
+	c := s.cluster
 	if strategy != danubepb.DispatchStrategy_NonReliable && strategy != danubepb.DispatchStrategy_Reliable {
 		return nil, status.Error(codes.InvalidArgument, "Dispatch strategy is missing")
 	}

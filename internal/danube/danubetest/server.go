@@ -307,6 +307,26 @@ func (s *Server) SetDraining(topicName string, on bool) {
 // CreateNamespace adds a namespace to the cluster.
 func (s *Server) CreateNamespace(ns string) { s.cluster.CreateNamespace(ns) }
 
+// CreateTopic creates a topic (or one partition, "<base>-part-N") owned by
+// s, as Danube's admin API does, whether or not topics are auto-created. The
+// namespace must exist. Creating an existing topic is a no-op.
+func (s *Server) CreateTopic(name string, reliable bool) error {
+	if !validTopicName(name) {
+		return errors.New(invalidTopicText(name))
+	}
+	strategy := danubepb.DispatchStrategy_NonReliable
+	if reliable {
+		strategy = danubepb.DispatchStrategy_Reliable
+	}
+	s.cluster.mu.Lock()
+	defer s.cluster.mu.Unlock()
+	if s.cluster.topics[name] != nil {
+		return nil
+	}
+	_, err := s.newTopicLocked(name, strategy)
+	return err
+}
+
 // FailNext makes the next n calls of rpc (the method name, e.g.
 // "CreateProducer", "SendMessage", "Subscribe", "ReceiveMessages",
 // "TopicLookup", "HealthCheck", "RegisterSchema") fail with code. n <= 0
