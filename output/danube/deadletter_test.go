@@ -32,7 +32,7 @@ func TestDeadLetterByDefault(t *testing.T) {
 		setup     func(t *testing.T, srv *danubetest.Server)
 		topic     string            // the message's topic (meta t)
 		meta      map[string]string // more metadata
-		conf      string // more dead_letter fields
+		conf      string            // more dead_letter fields
 		reason    string
 		wantTopic string // dead_letter_topic
 		errHas    string
