@@ -157,9 +157,17 @@ type proc struct {
 // when the test failed.
 func startBin(t testing.TB, env map[string]string, args ...string) *proc {
 	t.Helper()
+	return startBinIn(t, repoRoot, env, args...)
+}
+
+// startBinIn is startBin with the working directory dir.
+func startBinIn(t testing.TB, dir string, env map[string]string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binPath, args...)
-	cmd.Dir = repoRoot
-	cmd.Env = os.Environ()
+	cmd.Dir = dir
+	// The shipped configs spool oversized dead letters to
+	// DEAD_LETTER_SPOOL_DIR; keep them out of the repository.
+	cmd.Env = append(os.Environ(), "DEAD_LETTER_SPOOL_DIR="+t.TempDir())
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -103,7 +103,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	defer dn.Close()
 
-	strm, err := buildStream(opts.ConfigYAML, mqttURL, dn.URL(), logger)
+	spool, err := os.MkdirTemp("", "benthos-danube-demo-spool-")
+	if err != nil {
+		return fmt.Errorf("creating the dead-letter spool: %w", err)
+	}
+	defer os.RemoveAll(spool)
+
+	strm, err := buildStream(opts.ConfigYAML, mqttURL, dn.URL(), spool, logger)
 	if err != nil {
 		return err
 	}
@@ -182,12 +188,13 @@ func startMQTT() (*mochi.Server, string, error) {
 
 // buildStream builds the pipeline with the demo's brokers substituted for
 // the environment variables of the config.
-func buildStream(yaml []byte, mqttURL, danubeURL string, logger *slog.Logger) (*service.Stream, error) {
+func buildStream(yaml []byte, mqttURL, danubeURL, spool string, logger *slog.Logger) (*service.Stream, error) {
 	env := map[string]string{
-		"MQTT_URL":       mqttURL,
-		"DANUBE_URL":     danubeURL,
-		"MQTT_CLIENT_ID": "benthos-danube-demo",
-		"HTTP_ENABLED":   "false",
+		"MQTT_URL":              mqttURL,
+		"DANUBE_URL":            danubeURL,
+		"MQTT_CLIENT_ID":        "benthos-danube-demo",
+		"HTTP_ENABLED":          "false",
+		"DEAD_LETTER_SPOOL_DIR": spool,
 	}
 	b := service.NewStreamBuilder()
 	b.SetEnvVarLookupFunc(func(k string) (string, bool) {

@@ -81,12 +81,33 @@ func newFleet(mqttURL string, devices int) (*fleet, error) {
 	return &fleet{client: c, sensors: fleetSensors(devices)}, nil
 }
 
+// poisonSeq is the round in which the fleet publishes one message that can
+// never be delivered: a 5 MiB "firmware dump", over Danube's 4 MiB limit. It
+// goes to /default/dead_letter (whole in the spool), and the fleet's other
+// messages flow on behind it.
+const (
+	poisonSeq   = 2
+	poisonTopic = "devices/device001/telemetry"
+	poisonSize  = 5 << 20
+)
+
 // run publishes one reading per sensor every interval until ctx is done.
 func (f *fleet) run(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for seq := 0; ; seq++ {
 		now := time.Now()
+		if seq == poisonSeq {
+			tok := f.client.Publish(poisonTopic, 1, false, make([]byte, poisonSize))
+			select {
+			case <-tok.Done():
+			case <-ctx.Done():
+				return
+			}
+			if err := tok.Error(); err != nil {
+				log.Warn("fleet publish failed", "topic", poisonTopic, "error", err)
+			}
+		}
 		for _, s := range f.sensors {
 			body, _ := json.Marshal(s.payload(seq, now))
 			tok := f.client.Publish(s.topic, s.qos, false, body)

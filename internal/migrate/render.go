@@ -129,6 +129,11 @@ func render(c *connector, source string, w *collector) []byte {
 		line("      # include_metadata = false: no attributes are sent.")
 		line("      include_prefixes: []")
 	}
+	line("    # Messages that can never be delivered (no mapping, too large, a missing")
+	line("    # namespace or topic, a refusal) go to /default/dead_letter with the reason,")
+	line("    # then are acknowledged: the Rust connector logged and dropped them.")
+	line("    dead_letter:")
+	line("      spool_dir: %s # payloads over Danube's 4 MiB, kept whole", quote("${DEAD_LETTER_SPOOL_DIR:dead-letter-spool}"))
 
 	if c.metricsPortSet {
 		line("")

@@ -486,6 +486,16 @@ func (o *output) prepare(i int, msg *service.Message, topicEx, keyEx *service.Me
 		}
 	}
 	if p.dl = causeFromMeta(msg); p.dl != nil {
+		if p.dl.topic == "" {
+			// Marked by the pipeline: say where it was meant to go.
+			p.dl.topic = o.staticTopic
+			if !o.topicIsStatic {
+				p.dl.topic, _ = topicEx.TryString(i)
+			}
+			if o.validateTopic(p.dl.topic) != nil {
+				p.dl.topic = ""
+			}
+		}
 		return p
 	}
 	doom := func(reason, topic string, err error) *pending {
