@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
+	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
 )
 
@@ -322,6 +323,7 @@ output:
 	stopTrack()
 	rep = analyse(srv, ledger, witness, clocks, results)
 	rep.probe = probeCount
+	rep.deadLettered = srv.MessageCount(deadletter.DefaultTopic)
 	rep.duration, rep.rate, rep.seed = dur, *flagRate, *flagSeed
 	rep.drain = drainTook
 	rep.faults = results // analyse filled in the recovery times
@@ -357,6 +359,10 @@ output:
 	}
 	for _, l := range mq.PersistenceErrors() {
 		t.Errorf("mosquitto persistence error: %s", l)
+	}
+	if rep.deadLettered > 0 {
+		// Every fault here is transient: none may dead-letter a message.
+		t.Errorf("%d messages were dead-lettered during transient faults; first reasons: %v", rep.deadLettered, deadLetterReasons(srv, 5))
 	}
 	if rep.unparsable > 0 {
 		t.Errorf("%d messages in Danube had an unreadable payload", rep.unparsable)
@@ -442,6 +448,7 @@ type report struct {
 	rate                            float64
 	seed                            int64
 	probe                           int
+	deadLettered                    int // records on the dead-letter topic
 	attempted, published, retries   int
 	deliveries, unique, unconfirmed int
 	missing, missingAtBroker        int
@@ -619,6 +626,7 @@ func (r report) table() string {
 	w("%-34s %12d\n", "  of them never PUBACKed", r.unconfirmed)
 	w("%-34s %12d\n", "missing (must be 0)", r.missing)
 	w("%-34s %12d\n", "  missing at the MQTT witness too", r.missingAtBroker)
+	w("%-34s %12d\n", "dead-lettered (must be 0)", r.deadLettered)
 	w("%-34s %12d\n", "duplicated deliveries", r.duplicated)
 	w("%-34s %12d\n", "out-of-order messages (per device)", r.orderViolations)
 	w("%-34s %12d\n", "  of them away from any fault", r.steadyViolations)
@@ -655,6 +663,19 @@ func (r report) table() string {
 	w("i.e. the fewest messages that would have to move; attributed to the fault whose window\n")
 	w("[start-1s, end+15s] holds the arrival (order viol column)\n\n")
 	return b.String()
+}
+
+// deadLetterReasons returns the reasons and errors of the first n
+// dead-letter records.
+func deadLetterReasons(srv *danubetest.Server, n int) []string {
+	var out []string
+	for _, m := range srv.Messages(deadletter.DefaultTopic) {
+		if len(out) == n {
+			break
+		}
+		out = append(out, m.Attributes[deadletter.Reason]+": "+m.Attributes[deadletter.Error])
+	}
+	return out
 }
 
 func copyFile(src, dst string) error {
