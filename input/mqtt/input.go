@@ -543,13 +543,13 @@ func (in *input) countArrival(m paho.Message, msg *service.Message, r routing) {
 	switch r {
 	case routePlaceholder:
 		in.mPlaceholder.Incr(1)
-		in.warnPlaceholder.warn(in.log, "%v", msg.GetError())
+		in.warnPlaceholder.warn(in.log, "%v; marked for the dead-letter destination (dead_letter_reason: invalid_topic)", msg.GetError())
 	case routeUnmatched:
 		in.mUnmatched.Incr(1)
 		if in.cfg.plain {
 			in.warnUnmatched.warn(in.log, "received topic %q that matches none of the subscribed topics (a subscription kept by a persistent session?)", m.Topic())
 		} else {
-			in.warnUnmatched.warn(in.log, "%v; delivered with an error set, route errored messages explicitly", msg.GetError())
+			in.warnUnmatched.warn(in.log, "%v; marked for the dead-letter destination (dead_letter_reason: no_mapping)", msg.GetError())
 		}
 	}
 }

@@ -218,7 +218,9 @@ PUBACKs are sent in the order the PUBLISH packets arrived, as MQTT 3.1.1 [MQTT-4
 (` + "`ordered_acks: true`" + `, the default): a message the output confirmed waits until every earlier message of
 the connection was confirmed too. Mosquitto needs this to keep the order of a topic. The price: a message
 stuck in retry holds back the acknowledgements of later ones, so the broker's in-flight window fills and the
-flow pauses until it is delivered; route messages that can never be delivered to a dead-letter output.
+flow pauses until it is delivered. Only a transient failure (an outage) can keep a message in retry: the
+` + "`danube`" + ` output dead-letters a message that can never be delivered and then acknowledges it, so one bad
+message never stops the others. ` + "`mqtt_input_oldest_unacked_age_seconds`" + ` shows any such pause.
 
 == Flow control
 
@@ -245,13 +247,15 @@ is subscribed as ` + "`+`" + ` and its value can be used in ` + "`danube_topic`"
 every ` + "`danube_topic`" + ` is checked to be a valid ` + "`/namespace/topic`" + ` whatever the captured values, and every
 placeholder it uses must be named in the filter. At run time a captured value that is empty or contains a
 character outside ` + "`[A-Za-z0-9_-]`" + ` cannot form a topic name: the message is still delivered, without
-` + "`danube_topic`" + `, with an error set (see ` + "`errored()`" + ` and the ` + "`catch`" + ` processor / ` + "`switch`" + ` output
-to route it, e.g. to a dead-letter topic), counted in ` + "`mqtt_input_placeholder_errors`" + ` and logged.
+` + "`danube_topic`" + `, with an error set and marked for the dead-letter destination (` + "`dead_letter_reason: invalid_topic`" + `,
+` + "`dead_letter_topic`" + ` the topic it would have formed, ` + "`dead_letter_mapping`" + ` the mapping's ` + "`mqtt_topic`" + `,
+` + "`dead_letter_error`" + `), counted in ` + "`mqtt_input_placeholder_errors`" + ` and logged (rate-limited). The
+` + "`danube`" + ` output writes it to its dead-letter topic and only then is it acknowledged.
 
 A message that matches no mapping (for example from a subscription a persistent session kept from an earlier
-configuration) is delivered with the ` + "`mqtt_*`" + ` metadata only and an error set, counted in
-` + "`mqtt_input_unmatched`" + ` and logged as a rate-limited warning. It is never dropped silently; route errored
-messages explicitly.
+configuration) is delivered with the ` + "`mqtt_*`" + ` metadata, an error set and ` + "`dead_letter_reason: no_mapping`" + `
+(` + "`dead_letter_mapping: none`" + `), counted in ` + "`mqtt_input_unmatched`" + ` and logged as a rate-limited warning.
+It is never dropped: the ` + "`danube`" + ` output dead-letters it.
 
 Config errors name the mapping index and field, e.g.
 ` + "`topic_mappings[2].mqtt_topic: invalid filter \"a/#/b\": '#' must be the last level`" + `.
@@ -289,4 +293,7 @@ one member of the group. Give every instance its own ` + "`client_id`" + `.
 ` + "`mqtt_input_acks_sent`" + ` (PUBACK/PUBREC), ` + "`mqtt_input_duplicates`" + ` (messages with the DUP flag),
 ` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
 ` + "`mqtt_input_queued`" + ` (gauges, refreshed every second), in addition to Benthos' ` + "`input_*`" + ` metrics.
+` + "`mqtt_input_oldest_unacked_age_seconds`" + ` (gauge, refreshed every second) is the age of the oldest message
+received from MQTT and not yet acknowledged to it, waiting or in the pipeline (0 when there is none): one alert
+on it catches any stall, whatever its cause.
 `
