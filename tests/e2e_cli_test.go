@@ -16,15 +16,16 @@ import (
 
 // TestE2EBadConfigExitsWithReason checks that a broken config stops the
 // binary at once with a non-zero exit code, a message on stderr, and the
-// reason on one line. Benthos writes lint errors through its logger, which
-// goes to stdout unless logger.file is set, so the reason is looked for in
-// both streams.
+// reason on one line, and that `lint` fails on it with the same reason.
+// Benthos writes lint errors through its logger, which goes to stdout unless
+// logger.file is set, so the reason is looked for in both streams.
 func TestE2EBadConfigExitsWithReason(t *testing.T) {
 	valid := shippedConfig(t, "unused")
 	tests := []struct {
 		name   string
 		yaml   string
-		reason *regexp.Regexp // must match a single line of stderr
+		env    map[string]string // overrides of the default environment
+		reason *regexp.Regexp    // must match a single line of stderr
 	}{
 		{
 			name:   "unknown field",
@@ -47,6 +48,40 @@ func TestE2EBadConfigExitsWithReason(t *testing.T) {
 			reason: regexp.MustCompile(`qos`),
 		},
 		{
+			name:   "MQTT port out of range",
+			yaml:   valid,
+			env:    map[string]string{"MQTT_URL": "tcp://127.0.0.1:99999"},
+			reason: quotesEscapedOrNot(`urls\[0\]: port 99999 in "tcp://127\.0\.0\.1:99999" is out of range`),
+		},
+		{
+			name:   "MQTT URL without port",
+			yaml:   valid,
+			env:    map[string]string{"MQTT_URL": "tcp://127.0.0.1"},
+			reason: quotesEscapedOrNot(`urls\[0\]: "tcp://127\.0\.0\.1" has no port`),
+		},
+		{
+			name:   "Danube URL without port",
+			yaml:   valid,
+			env:    map[string]string{"DANUBE_URL": "http://127.0.0.1"},
+			reason: quotesEscapedOrNot(`field url: invalid Danube URL "http://127\.0\.0\.1": no port`),
+		},
+		{
+			name:   "Danube URL scheme",
+			yaml:   valid,
+			env:    map[string]string{"DANUBE_URL": "ftp://127.0.0.1:6650"},
+			reason: quotesEscapedOrNot(`field url: invalid Danube URL "ftp://127\.0\.0\.1:6650": unsupported scheme "ftp://"`),
+		},
+		{
+			name:   "unbound placeholder",
+			yaml:   strings.Replace(valid, "danube_topic: /iot/debug", "danube_topic: /iot/{level}", 1),
+			reason: regexp.MustCompile(`topic_mappings\[3\]\.danube_topic: .*placeholder \{level\} is not bound`),
+		},
+		{
+			name:   "shadowed mapping",
+			yaml:   strings.Replace(valid, "unused/sensors/temp/#", "unused/sensors/temp/zone1", 1),
+			reason: quotesEscapedOrNot(`topic_mappings\[2\]\.mqtt_topic: filter "unused/sensors/temp/zone1" is shadowed by topic_mappings\[0\] \("unused/sensors/\+/zone1"\)`),
+		},
+		{
 			name:   "not YAML",
 			yaml:   "input: [\n",
 			reason: regexp.MustCompile(`(?i)yaml|parse|line`),
@@ -55,21 +90,34 @@ func TestE2EBadConfigExitsWithReason(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			require.NotEqual(t, valid, tt.yaml, "the replacement applied")
-			p := startBridge(t, tt.yaml, map[string]string{
-				"MQTT_URL": "tcp://127.0.0.1:1", "DANUBE_URL": "http://127.0.0.1:1", "HTTP_ENABLED": "false",
-			})
+			if tt.env == nil {
+				require.NotEqual(t, valid, tt.yaml, "the replacement applied")
+			}
+			env := map[string]string{"MQTT_URL": "tcp://127.0.0.1:1", "DANUBE_URL": "http://127.0.0.1:1", "HTTP_ENABLED": "false"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			matches := func(p *proc) bool {
+				for _, line := range strings.Split(p.stderr.String()+"\n"+p.stdout.String(), "\n") {
+					if tt.reason.MatchString(line) {
+						return true
+					}
+				}
+				return false
+			}
+
+			p := startBridge(t, tt.yaml, env)
 			code := p.wait(t, 20*time.Second)
 			assert.NotEqual(t, 0, code)
 			stderr := p.stderr.String()
 			assert.NotEmpty(t, strings.TrimSpace(stderr), "stderr says why it stopped")
-			matched := false
-			for _, line := range strings.Split(stderr+"\n"+p.stdout.String(), "\n") {
-				if tt.reason.MatchString(line) {
-					matched = true
-				}
-			}
-			assert.True(t, matched, "no output line matches %s:\nstderr: %s\nstdout: %s", tt.reason, stderr, p.stdout)
+			assert.True(t, matches(p), "no output line matches %s:\nstderr: %s\nstdout: %s", tt.reason, stderr, p.stdout)
+
+			path := filepath.Join(t.TempDir(), "lint.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
+			l := startBin(t, env, "lint", path)
+			assert.Equal(t, 1, l.wait(t, 20*time.Second), "lint fails")
+			assert.True(t, matches(l), "no lint output line matches %s:\nstderr: %s\nstdout: %s", tt.reason, l.stderr, l.stdout)
 		})
 	}
 
@@ -79,6 +127,13 @@ func TestE2EBadConfigExitsWithReason(t *testing.T) {
 		assert.NotEqual(t, 0, p.wait(t, 20*time.Second))
 		assert.Contains(t, p.stderr.String()+p.stdout.String(), "nope.yaml")
 	})
+}
+
+// quotesEscapedOrNot compiles re with every '"' also matching '\"': the run
+// command logs lint errors in logfmt, which escapes quotes; `lint` prints them
+// as they are.
+func quotesEscapedOrNot(re string) *regexp.Regexp {
+	return regexp.MustCompile(strings.ReplaceAll(re, `"`, `\\?"`))
 }
 
 // TestE2EDemo runs `benthos-danube demo`, waits for messages to show in the
