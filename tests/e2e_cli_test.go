@@ -16,15 +16,16 @@ import (
 
 // TestE2EBadConfigExitsWithReason checks that a broken config stops the
 // binary at once with a non-zero exit code, a message on stderr, and the
-// reason on one line. Benthos writes lint errors through its logger, which
-// goes to stdout unless logger.file is set, so the reason is looked for in
-// both streams.
+// reason on one line, and that `lint` fails on it with the same reason.
+// Benthos writes lint errors through its logger, which goes to stdout unless
+// logger.file is set, so the reason is looked for in both streams.
 func TestE2EBadConfigExitsWithReason(t *testing.T) {
 	valid := shippedConfig(t, "unused")
 	tests := []struct {
 		name   string
 		yaml   string
-		reason *regexp.Regexp // must match a single line of stderr
+		env    map[string]string // overrides of the default environment
+		reason *regexp.Regexp    // must match a single line of stderr
 	}{
 		{
 			name:   "unknown field",
@@ -47,6 +48,35 @@ func TestE2EBadConfigExitsWithReason(t *testing.T) {
 			reason: regexp.MustCompile(`qos`),
 		},
 		{
+			name:   "MQTT port out of range",
+			yaml:   valid,
+			env:    map[string]string{"MQTT_URL": "tcp://127.0.0.1:99999"},
+			reason: quotesEscapedOrNot(`urls\[0\]: port 99999 in "tcp://127\.0\.0\.1:99999" is out of range`),
+		},
+		{
+			name:   "MQTT URL without port",
+			yaml:   valid,
+			env:    map[string]string{"MQTT_URL": "tcp://127.0.0.1"},
+			reason: quotesEscapedOrNot(`urls\[0\]: "tcp://127\.0\.0\.1" has no port`),
+		},
+		{
+			name:   "Danube URL without port",
+			yaml:   valid,
+			env:    map[string]string{"DANUBE_URL": "http://127.0.0.1"},
+			reason: quotesEscapedOrNot(`field url: invalid Danube URL "http://127\.0\.0\.1": no port`),
+		},
+		{
+			name:   "Danube URL scheme",
+			yaml:   valid,
+			env:    map[string]string{"DANUBE_URL": "ftp://127.0.0.1:6650"},
+			reason: quotesEscapedOrNot(`field url: invalid Danube URL "ftp://127\.0\.0\.1:6650": unsupported scheme "ftp://"`),
+		},
+		{
+			name:   "unbound placeholder",
+			yaml:   strings.Replace(valid, "danube_topic: /iot/debug", "danube_topic: /iot/{level}", 1),
+			reason: regexp.MustCompile(`topic_mappings\[3\]\.danube_topic: .*placeholder \{level\} is not bound`),
+		},
+		{
 			name:   "not YAML",
 			yaml:   "input: [\n",
 			reason: regexp.MustCompile(`(?i)yaml|parse|line`),
@@ -55,23 +85,63 @@ func TestE2EBadConfigExitsWithReason(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			require.NotEqual(t, valid, tt.yaml, "the replacement applied")
-			p := startBridge(t, tt.yaml, map[string]string{
-				"MQTT_URL": "tcp://127.0.0.1:1", "DANUBE_URL": "http://127.0.0.1:1", "HTTP_ENABLED": "false",
-			})
+			if tt.env == nil {
+				require.NotEqual(t, valid, tt.yaml, "the replacement applied")
+			}
+			env := map[string]string{"MQTT_URL": "tcp://127.0.0.1:1", "DANUBE_URL": "http://127.0.0.1:1", "HTTP_ENABLED": "false"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			matches := func(p *proc) bool {
+				for _, line := range strings.Split(p.stderr.String()+"\n"+p.stdout.String(), "\n") {
+					if tt.reason.MatchString(line) {
+						return true
+					}
+				}
+				return false
+			}
+
+			p := startBridge(t, tt.yaml, env)
 			code := p.wait(t, 20*time.Second)
 			assert.NotEqual(t, 0, code)
 			stderr := p.stderr.String()
 			assert.NotEmpty(t, strings.TrimSpace(stderr), "stderr says why it stopped")
-			matched := false
-			for _, line := range strings.Split(stderr+"\n"+p.stdout.String(), "\n") {
-				if tt.reason.MatchString(line) {
-					matched = true
-				}
-			}
-			assert.True(t, matched, "no output line matches %s:\nstderr: %s\nstdout: %s", tt.reason, stderr, p.stdout)
+			assert.True(t, matches(p), "no output line matches %s:\nstderr: %s\nstdout: %s", tt.reason, stderr, p.stdout)
+
+			path := filepath.Join(t.TempDir(), "lint.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
+			l := startBin(t, env, "lint", path)
+			assert.Equal(t, 1, l.wait(t, 20*time.Second), "lint fails")
+			assert.True(t, matches(l), "no lint output line matches %s:\nstderr: %s\nstdout: %s", tt.reason, l.stderr, l.stdout)
 		})
 	}
+
+	// A shadowed mapping is legal: lint passes and warns, the bridge starts
+	// and warns.
+	t.Run("shadowed mapping warns", func(t *testing.T) {
+		t.Parallel()
+		yaml := strings.Replace(valid, "unused/sensors/temp/#", "unused/sensors/temp/zone1", 1)
+		require.NotEqual(t, valid, yaml)
+		reason := quotesEscapedOrNot(`topic_mappings\[2\]\.mqtt_topic: filter "unused/sensors/temp/zone1" is shadowed by topic_mappings\[0\] \("unused/sensors/\+/zone1"\)`)
+		env := map[string]string{"MQTT_URL": "tcp://127.0.0.1:1", "DANUBE_URL": "http://127.0.0.1:1", "HTTP_ENABLED": "false"}
+		path := filepath.Join(t.TempDir(), "lint.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+		l := startBin(t, env, "lint", path)
+		assert.Equal(t, 0, l.wait(t, 20*time.Second), "lint passes:\n%s%s", l.stdout, l.stderr)
+		assert.Regexp(t, reason, l.stderr.String(), "lint warns")
+		assert.Contains(t, l.stderr.String(), "lint warning: mqtt input: ")
+
+		p := startBridge(t, yaml, env)
+		require.Eventually(t, func() bool {
+			out := p.stdout.String() + p.stderr.String()
+			return reason.MatchString(out) && strings.Contains(out, "level=warn")
+		}, 20*time.Second, 50*time.Millisecond, "the start-up warning")
+		select {
+		case <-p.done:
+			t.Fatalf("the bridge exited:\n%s%s", p.stdout, p.stderr)
+		default:
+		}
+	})
 
 	t.Run("missing file", func(t *testing.T) {
 		t.Parallel()
@@ -79,6 +149,13 @@ func TestE2EBadConfigExitsWithReason(t *testing.T) {
 		assert.NotEqual(t, 0, p.wait(t, 20*time.Second))
 		assert.Contains(t, p.stderr.String()+p.stdout.String(), "nope.yaml")
 	})
+}
+
+// quotesEscapedOrNot compiles re with every '"' also matching '\"': the run
+// command logs lint errors in logfmt, which escapes quotes; `lint` prints them
+// as they are.
+func quotesEscapedOrNot(re string) *regexp.Regexp {
+	return regexp.MustCompile(strings.ReplaceAll(re, `"`, `\\?"`))
 }
 
 // TestE2EDemo runs `benthos-danube demo`, waits for messages to show in the

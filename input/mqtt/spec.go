@@ -2,6 +2,9 @@ package mqtt
 
 import (
 	"github.com/redpanda-data/benthos/v4/public/service"
+	"os"
+
+	"github.com/benthos-danube/benthos-danube/internal/configlint"
 )
 
 // Field names of the mqtt input. They follow Benthos' usual mqtt input where
@@ -30,41 +33,10 @@ const (
 	fieldMapReliable    = "reliable_dispatch"
 )
 
-const qosLintRule = `root = if ![0, 1, 2, "0", "1", "2", "AtMostOnce", "AtLeastOnce", "ExactlyOnce"].contains(this) { ["qos must be 0, 1, 2, AtMostOnce, AtLeastOnce or ExactlyOnce, got %v".format(this)] }`
-
-// filterLintRule lets `lint` catch the filter syntax errors that the
-// constructor reports in full (MQTT 3.1.1 §4.7.1).
-const filterLintRule = `
-let s = if this.has_prefix("$share/") { this.split("/").slice(2).join("/") } else { this }
-let levels = $s.split("/")
-let n = $levels.length()
-root = if this == "" { ["mqtt_topic must not be empty"] } else {
-  $levels.enumerated().map_each(e -> if e.value.contains("#") && (e.value != "#" || e.index != $n - 1) {
-    "invalid filter %q: '#' must be a whole level and the last one".format(this)
-  } else if e.value.contains("+") && e.value != "+" {
-    "invalid filter %q: '+' must be a whole level".format(this)
-  } else { null }).filter(x -> x != null)
-}
-`
-
-// danubeTopicLintRule checks the static form of danube_topic; placeholders
-// stand for a single name part.
-const danubeTopicLintRule = `root = if !this.re_replace_all("\\{[A-Za-z0-9_]+\\}", "x").re_match("^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$") { ["invalid danube_topic %q: the required form is /namespace/topic, each part made of letters, digits, _ and - (placeholders {name} allowed)".format(this)] }`
-
-const specLintRule = `
-let nt = this.topics.or([]).length()
-let nm = this.topic_mappings.or([]).length()
-root = [
-  if $nt == 0 && $nm == 0 { "one of topics or topic_mappings must list at least one filter" },
-  if $nt > 0 && $nm > 0 { "set either topics or topic_mappings, not both" },
-  if this.clean_session.or(true) == false && this.client_id.or("") == "" { "clean_session: false (a persistent session) needs a non-empty client_id" },
-  if this.will.enabled.or(false) && this.will.topic.or("") == "" { "will.enabled needs a will.topic" },
-  if this.max_unacked.or(1024) < 1 { "max_unacked must be at least 1" },
-].filter(e -> e != null)
-`
-
 // Spec returns the configuration spec of the mqtt input.
 func Spec() *service.ConfigSpec {
+	// The lint rule runs the start-up checks (settings.check); see check.go.
+	lintRule := configlint.Rule(lintFuncName, "mqtt input", Spec, lintChecks, os.Stderr)
 	return service.NewConfigSpec().
 		Beta().
 		Categories("Services").
@@ -73,7 +45,7 @@ func Spec() *service.ConfigSpec {
 		Description(specDescription).
 		Fields(
 			service.NewURLListField(fieldURLs).
-				Description("Broker URLs to connect to, tried in order. Schemes: `tcp://` (or `mqtt://`), `ssl://` (or `tls://`, `mqtts://`), `ws://`, `wss://`. Items containing commas are split.").
+				Description("Broker URLs to connect to, tried in order. Schemes: `tcp://` (or `mqtt://`), `ssl://` (or `tls://`, `mqtts://`), `ws://`, `wss://`, `unix://`. A port is required (1883 is the usual plain port, 8883 the TLS one) except with `ws://` and `wss://`, which default to 80 and 443. Items containing commas are split. `lint` and start-up reject a URL the client could not dial.").
 				Example([]string{"tcp://localhost:1883"}),
 			service.NewStringField(fieldClientID).
 				Description("MQTT client identifier. Required (non-empty) with `clean_session: false`, and must then be stable across restarts and unique per bridge instance: two clients with the same id keep disconnecting each other.").
@@ -125,16 +97,13 @@ func Spec() *service.ConfigSpec {
 			service.NewObjectListField(fieldMappings,
 				service.NewStringField(fieldMapMQTTTopic).
 					Description("MQTT topic filter with `+` and `#` wildcards, named placeholders `{name}` (a whole level, subscribed as `+`), or a shared subscription `$share/<group>/<filter>`.").
-					Examples("sensors/+/zone1", "sensors/{kind}/zone1", "$share/bridge/devices/+/telemetry", "debug/#").
-					LintRule(filterLintRule),
+					Examples("sensors/+/zone1", "sensors/{kind}/zone1", "$share/bridge/devices/+/telemetry", "debug/#"),
 				service.NewStringField(fieldMapDanubeTopic).
 					Description("Danube topic `/namespace/topic` for messages matching `mqtt_topic`. May use the placeholders named in `mqtt_topic`, e.g. `/iot/{kind}_zone1`.").
-					Examples("/iot/sensors_zone1", "/iot/{kind}_zone1").
-					LintRule(danubeTopicLintRule),
+					Examples("/iot/sensors_zone1", "/iot/{kind}_zone1"),
 				service.NewAnyField(fieldMapQoS).
 					Description("Subscription QoS: `0`, `1`, `2`, or the Rust connector's names `AtMostOnce`, `AtLeastOnce`, `ExactlyOnce`. The broker delivers at min(publisher QoS, this).").
-					Default(1).
-					LintRule(qosLintRule),
+					Default(1),
 				service.NewIntField(fieldMapPartitions).
 					Description("Number of partitions of the Danube topic (0 = not partitioned), passed on as `danube_partitions`.").
 					Default(0),
@@ -151,11 +120,10 @@ func Spec() *service.ConfigSpec {
 			service.NewIntField(fieldQoS).
 				Description("Subscription QoS for the plain `topics` form.").
 				Default(1).
-				LintRule(`root = if ![0, 1, 2].contains(this) { ["qos must be 0, 1 or 2, got %v".format(this)] }`).
 				Advanced(),
 			service.NewAutoRetryNacksToggleField(),
 		).
-		LintRule(specLintRule).
+		LintRule(lintRule).
 		Example("Rust connector mappings",
 			"The four mappings of the Rust MQTT connector's example, with a per-kind topic for zone 1 and a persistent session.",
 			`
@@ -240,6 +208,12 @@ past ` + "`max_unacked`" + ` waiting QoS 0 messages, new ones are dropped, count
 first level is a wildcard, and a ` + "`$share/<group>/`" + ` prefix is stripped before matching. Wildcards and
 placeholders must occupy a whole level; ` + "`#`" + ` must be the last level.
 
+A mapping whose filter an earlier mapping covers (every topic it matches, the earlier one matches too, e.g.
+` + "`a/b`" + ` after ` + "`a/#`" + `, or ` + "`sensors/temp/zone1`" + ` after ` + "`sensors/+/zone1`" + `) never routes a message.
+` + "`lint`" + ` reports it, naming both mappings, and so does start-up, as a warning; list the specific mapping first.
+Benthos lint findings have no warning level, so this one, like every finding, also stops ` + "`benthos-danube -c`" + `
+unless it runs with ` + "`--chilled`" + `.
+
 Named placeholders: a level written ` + "`{name}`" + ` in ` + "`mqtt_topic`" + ` (name: ` + "`[A-Za-z_][A-Za-z0-9_]*`" + `)
 is subscribed as ` + "`+`" + ` and its value can be used in ` + "`danube_topic`" + `: with
 ` + "`mqtt_topic: sensors/{kind}/zone1`" + ` and ` + "`danube_topic: /iot/{kind}_zone1`" + `, a message on
@@ -257,7 +231,7 @@ configuration) is delivered with the ` + "`mqtt_*`" + ` metadata, an error set a
 (` + "`dead_letter_mapping: none`" + `), counted in ` + "`mqtt_input_unmatched`" + ` and logged as a rate-limited warning.
 It is never dropped: the ` + "`danube`" + ` output dead-letters it.
 
-Config errors name the mapping index and field, e.g.
+` + "`lint`" + ` and start-up run the same checks. Config errors name the mapping index and field, e.g.
 ` + "`topic_mappings[2].mqtt_topic: invalid filter \"a/#/b\": '#' must be the last level`" + `.
 
 == Sessions and reconnects

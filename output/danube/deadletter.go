@@ -58,9 +58,6 @@ func parseDeadLetters(conf *service.ParsedConfig, mgr *service.Resources) (*dead
 	if dl.topic, err = conf.FieldString(fieldDLTopic); err != nil {
 		return nil, err
 	}
-	if err := danube.ValidateTopic(dl.topic); err != nil {
-		return nil, fmt.Errorf("field %s.%s: %q is not a valid Danube topic, the required form is /namespace/topic: %w", fieldDeadLetter, fieldDLTopic, dl.topic, err)
-	}
 	dir, err := conf.FieldString(fieldDLSpoolDir)
 	if err != nil {
 		return nil, err
@@ -68,15 +65,10 @@ func parseDeadLetters(conf *service.ParsedConfig, mgr *service.Resources) (*dead
 	if dl.maxPayload, err = conf.FieldInt(fieldDLMaxPayload); err != nil {
 		return nil, err
 	}
-	if dl.maxPayload < 0 || dl.maxPayload > danube.MaxRequestBytes/2 {
-		return nil, fmt.Errorf("field %s.%s: must be between 0 and %d, got %d", fieldDeadLetter, fieldDLMaxPayload, danube.MaxRequestBytes/2, dl.maxPayload)
-	}
 	if conf.Contains(fieldDLOutput) {
 		if dl.out, err = conf.FieldOutput(fieldDLOutput); err != nil {
 			return nil, fmt.Errorf("field %s.%s: %w", fieldDeadLetter, fieldDLOutput, err)
 		}
-	} else if strings.TrimSpace(dir) == "" && dl.enabled {
-		return nil, fmt.Errorf("field %s.%s: must not be empty: a payload too large for Danube is kept whole there (or set %s.%s to send dead letters to another output)", fieldDeadLetter, fieldDLSpoolDir, fieldDeadLetter, fieldDLOutput)
 	}
 	dl.spool = deadletter.NewSpool(dir)
 	m := mgr.Metrics()

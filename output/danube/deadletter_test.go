@@ -38,7 +38,7 @@ func TestDeadLetterByDefault(t *testing.T) {
 		errHas    string
 	}{
 		{name: "bad interpolated topic", topic: "/default/bad topic!", reason: deadletter.ReasonInvalidTopic, wantTopic: "/default/bad topic!", errHas: "/namespace/topic"},
-		{name: "marked by the pipeline", topic: "/default/ok", meta: map[string]string{deadletter.Reason: "invalid_payload", deadletter.Error: "not JSON"}, reason: "invalid_payload", errHas: "not JSON"},
+		{name: "marked by the pipeline", topic: "/default/ok", meta: map[string]string{deadletter.Reason: "invalid_payload", deadletter.Error: "not JSON"}, reason: "invalid_payload", wantTopic: "/default/ok", errHas: "not JSON"},
 		{name: "namespace missing", topic: "/nosuchns/t", reason: deadletter.ReasonNamespaceMissing, wantTopic: "/nosuchns/t", errHas: "nosuchns"},
 		{
 			name: "topic missing, no auto-create", opts: []danubetest.Option{danubetest.WithAutoCreateTopics(false)},

@@ -92,24 +92,31 @@ func newFromConfig(env *service.Environment, conf *service.ParsedConfig, mgr *se
 	} else if pol, err = orderedBatchPolicy(env, conf); err != nil {
 		return nil, service.BatchPolicy{}, 0, err
 	}
-	mif, err := conf.FieldMaxInFlight()
+	mif, err := conf.FieldMaxInFlight() // checked by newOutput
 	if err != nil {
 		return nil, service.BatchPolicy{}, 0, fmt.Errorf("danube output: field max_in_flight: %w", err)
-	}
-	if mif < 1 {
-		return nil, service.BatchPolicy{}, 0, fmt.Errorf("danube output: field max_in_flight must be at least 1, got %d", mif)
 	}
 	return o, pol, mif, nil
 }
 
+// newOutput is the start-up validation (settings.check, which lint runs
+// too, then what only start-up does) and builds the output.
 func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, error) {
-	o := &output{log: mgr.Logger()}
-	var err error
-	if o.url, err = conf.FieldString(fieldURL); err != nil {
-		return nil, fmt.Errorf("danube output: field url: %w", err)
+	s, err := readSettings(conf)
+	if err != nil {
+		return nil, err
 	}
-	if strings.TrimSpace(o.url) == "" {
-		return nil, errors.New("danube output: field url must not be empty")
+	if errs := s.check(); len(errs) > 0 {
+		return nil, errs[0]
+	}
+	o := &output{
+		log:           mgr.Logger(),
+		url:           s.url,
+		staticTopic:   s.topic,
+		topicIsStatic: s.topicStatic,
+		partitions:    s.partitions,
+		producerName:  s.producerName,
+		sendTimeout:   s.sendTimeout,
 	}
 	if o.topic, err = conf.FieldInterpolatedString(fieldTopic); err != nil {
 		return nil, fmt.Errorf("danube output: field topic: %w", err)
@@ -117,29 +124,11 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	if raw, err := conf.FieldString(fieldTopic); err == nil && raw == defaultTopic {
 		o.topicIsDefault = true
 	}
-	if s, ok := o.topic.Static(); ok {
-		if err := danube.ValidateTopic(s); err != nil {
-			return nil, fmt.Errorf("danube output: field topic: %q is not a valid Danube topic, the required form is /namespace/topic: %w", s, err)
-		}
-		o.staticTopic, o.topicIsStatic = s, true
-	}
 	if o.key, err = conf.FieldInterpolatedString(fieldKey); err != nil {
 		return nil, fmt.Errorf("danube output: field key: %w", err)
 	}
-	if o.partitions, err = conf.FieldInt(fieldPartitions); err != nil {
-		return nil, fmt.Errorf("danube output: field partitions: %w", err)
-	}
-	if o.partitions < 0 {
-		return nil, fmt.Errorf("danube output: field partitions must be >= 0, got %d", o.partitions)
-	}
 	if o.reliable, err = conf.FieldBool(fieldReliable); err != nil {
 		return nil, fmt.Errorf("danube output: field reliable_dispatch: %w", err)
-	}
-	if o.producerName, err = conf.FieldString(fieldProducerName); err != nil {
-		return nil, fmt.Errorf("danube output: field producer_name: %w", err)
-	}
-	if o.producerName == "" {
-		return nil, errors.New("danube output: field producer_name must not be empty")
 	}
 	if conf.Contains(fieldAttributes) {
 		if o.attrs, err = conf.FieldMetadataFilter(fieldAttributes); err != nil {
@@ -153,15 +142,8 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	if err != nil {
 		return nil, fmt.Errorf("danube output: field schema.subject: %w", err)
 	}
-	version, err := conf.FieldInt(fieldSchema, fieldSchemaVersion)
-	if err != nil {
-		return nil, fmt.Errorf("danube output: field schema.version: %w", err)
-	}
-	if version < 0 {
-		return nil, fmt.Errorf("danube output: field schema.version must be >= 0, got %d", version)
-	}
 	if subject != "" {
-		o.schema = &danube.SchemaRef{Subject: subject, PinnedVersion: uint32(version)}
+		o.schema = &danube.SchemaRef{Subject: subject, PinnedVersion: uint32(s.schemaVersion)}
 	}
 	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
 	if err != nil {
@@ -184,26 +166,6 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	case token != "":
 		o.clientOpts = append(o.clientOpts, danube.WithToken(token))
 	}
-	if o.sendTimeout, err = conf.FieldDuration(fieldSendTimeout); err != nil {
-		return nil, fmt.Errorf("danube output: field send_timeout: %w", err)
-	}
-	if o.sendTimeout <= 0 {
-		return nil, fmt.Errorf("danube output: field send_timeout must be positive, got %v", o.sendTimeout)
-	}
-	maxProducers, err := conf.FieldInt(fieldMaxProducers)
-	if err != nil {
-		return nil, fmt.Errorf("danube output: field max_producers: %w", err)
-	}
-	if maxProducers < 1 {
-		return nil, fmt.Errorf("danube output: field max_producers must be at least 1, got %d", maxProducers)
-	}
-	idle, err := conf.FieldDuration(fieldProducerIdle)
-	if err != nil {
-		return nil, fmt.Errorf("danube output: field producer_idle_timeout: %w", err)
-	}
-	if idle <= 0 {
-		return nil, fmt.Errorf("danube output: field producer_idle_timeout must be positive, got %v", idle)
-	}
 
 	if o.dl, err = parseDeadLetters(conf.Namespace(fieldDeadLetter), mgr); err != nil {
 		return nil, fmt.Errorf("danube output: %w", err)
@@ -218,7 +180,7 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	o.mRecreated.Incr(0)
 
 	o.closeCtx, o.closeCancel = context.WithCancel(context.Background())
-	o.cache = newProducerCache(maxProducers, idle, o.newProducer, func(n int) { o.mOpen.Set(int64(n)) })
+	o.cache = newProducerCache(s.maxProducers, s.producerIdle, o.newProducer, func(n int) { o.mOpen.Set(int64(n)) })
 	o.cache.refusal = func(err error) bool { return causeOf(err, "") != nil }
 	o.seq = newSequencer()
 	return o, nil

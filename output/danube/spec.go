@@ -2,9 +2,11 @@ package danubeout
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/configlint"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 
 	// The ordering stage appends a `mutation` processor (with the `counter()`
@@ -49,12 +51,10 @@ const (
 // OutputName is the name the output is registered under.
 const OutputName = "danube"
 
-// topicLintRule rejects a static topic that is not of the form
-// /namespace/topic. Interpolated topics are checked per message.
-const topicLintRule = `root = if !this.contains("${!") && !this.re_match("^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$") { [ "field topic: %q is not a valid Danube topic, the required form is /namespace/topic (letters, digits, _ and -)".format(this) ] }`
-
 // Spec returns the configuration specification of the danube output.
 func Spec() *service.ConfigSpec {
+	// The lint rule runs the start-up checks (settings.check); see check.go.
+	lintRule := configlint.Rule(lintFuncName, "danube output", Spec, lintChecks, os.Stderr)
 	return service.NewConfigSpec().
 		Beta().
 		Categories("Services").
@@ -119,13 +119,12 @@ messages of the same key emitted after it may already have been delivered, so on
 			service.OutputPerformanceDocs(true, true)).
 		Fields(
 			service.NewStringField(fieldURL).
-				Description("The Danube service URL, `host:port` optionally prefixed by `http://` or `https://`. The scheme does not enable TLS: use the `tls` field.").
+				Description("The Danube service URL, `host:port` optionally prefixed by `http://` or `https://`. The scheme does not enable TLS: use the `tls` field. `lint` and start-up reject any other form (another scheme, no port, a path), which could never connect.").
 				Examples("http://127.0.0.1:6650", "danube-broker.example.com:6650"),
 			service.NewInterpolatedStringField(fieldTopic).
 				Description("The Danube topic of each message, of the form `/namespace/topic`. The default takes the `danube_topic` metadata set by the `mqtt` input's topic mappings. A static invalid topic is rejected at lint and start-up; an interpolated topic that resolves to an invalid name fails only that message.").
 				Default(defaultTopic).
-				Examples("/default/sensors", "/iot/${! @mqtt_topic.split(\"/\").index(1) }").
-				LintRule(topicLintRule),
+				Examples("/default/sensors", "/iot/${! @mqtt_topic.split(\"/\").index(1) }"),
 			service.NewIntField(fieldPartitions).
 				Description("Number of partitions of the topic (0 = not partitioned). The `danube_partitions` metadata overrides it for a message when present.").
 				Default(0).
@@ -194,6 +193,7 @@ messages of the same key emitted after it may already have been delivered, so on
 			service.NewBatchPolicyField(fieldBatching).
 				Example(map[string]any{"count": 100, "period": "10ms"}),
 		).
+		LintRule(lintRule).
 		Example("MQTT to Danube", "Routes every message as the `mqtt` input's topic mappings say.", `
 input:
   mqtt:
@@ -235,8 +235,7 @@ func deadLetterField() *service.ConfigField {
 		service.NewStringField(fieldDLTopic).
 			Description("The Danube topic dead-letter records are written to (reliable dispatch, not partitioned). Its namespace must exist; `default` always does.").
 			Default(deadletter.DefaultTopic).
-			Examples(deadletter.DefaultTopic, "/iot/dead_letter").
-			LintRule(`root = if !this.re_match("^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$") { [ "dead_letter.topic: %q is not a valid Danube topic, the required form is /namespace/topic".format(this) ] }`),
+			Examples(deadletter.DefaultTopic, "/iot/dead_letter"),
 		service.NewOutputField(fieldDLOutput).
 			Description("Any Benthos output to write dead-letter records to instead of `topic`. Records are written whole (no truncation, no spool), with the metadata described above.").
 			Optional().

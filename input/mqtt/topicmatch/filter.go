@@ -232,6 +232,54 @@ func (f *Filter) matchInto(topic string, caps []string) bool {
 	return done
 }
 
+// Covers reports whether f matches every topic that g matches. With f listed
+// before g under first-match-wins routing, g then never gets a message: g is
+// shadowed by f. Placeholders match like '+', a "$share/<group>/" prefix is
+// ignored (as in matching), and the '$' rule applies: a filter whose first
+// level is a wildcard does not cover a filter whose first level is a literal
+// starting with '$'. Only topics that can exist count: every topic has at
+// least one level and is not empty, so "+/#" covers "#".
+func (f *Filter) Covers(g *Filter) bool {
+	if f.wild1 && !g.wild1 && strings.HasPrefix(g.lvls[0], "$") {
+		return false
+	}
+	a, b := f.lvls, g.lvls
+	na, hashA := len(a), a[len(a)-1] == "#"
+	if hashA {
+		na--
+	}
+	nb, hashB := len(b), b[len(b)-1] == "#"
+	if hashB {
+		nb--
+	}
+	if hashA {
+		// f matches every topic of at least na levels that starts like
+		// a[:na]. g's shortest topics have nb levels, one more when the
+		// nb-level topic would be the empty string, which is no topic:
+		// "#" matches nothing shorter than "x", "/#" nothing shorter than "/x".
+		shortest := nb
+		if hashB && (nb == 0 || nb == 1 && b[0] == "") {
+			shortest++
+		}
+		if shortest < na {
+			return false
+		}
+	} else if hashB || nb != na {
+		// f matches topics of exactly na levels only.
+		return false
+	}
+	for i := 0; i < na; i++ {
+		if a[i] == "+" {
+			continue
+		}
+		// Past nb, g's '#' allows any level there.
+		if i >= nb || b[i] == "+" || b[i] != a[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidateTopicName checks a concrete topic name as received in PUBLISH: not
 // empty, valid UTF-8, no wildcards and no null character.
 func ValidateTopicName(t string) error {
