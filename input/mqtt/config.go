@@ -14,6 +14,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/input/mqtt/topicmatch"
+	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
 // mapping is one parsed entry of topic_mappings (or one filter of the plain
@@ -77,10 +78,10 @@ func parseConfig(conf *service.ParsedConfig) (*config, error) {
 	for i, u := range urls {
 		pu, err := url.Parse(u)
 		if err != nil {
-			return nil, fmt.Errorf("%s[%d]: %w", fieldURLs, i, err)
+			return nil, fmt.Errorf("%s[%d]: %w", fieldURLs, i, redact.Error(err))
 		}
 		if !validSchemes[pu.Scheme] {
-			return nil, fmt.Errorf("%s[%d]: unsupported scheme in %q: use tcp://, ssl://, ws:// or wss://", fieldURLs, i, u)
+			return nil, fmt.Errorf("%s[%d]: unsupported scheme in %q: use tcp://, ssl://, ws:// or wss://", fieldURLs, i, redact.URL(u))
 		}
 	}
 	c.urls = urls

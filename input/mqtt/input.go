@@ -17,6 +17,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
 // Name is the name the input is registered under.
@@ -160,7 +162,7 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 		SetOrderMatters(true).    // handler runs on the router goroutine; it never blocks
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { in.handle(c, m) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			in.log.Warnf("MQTT connection lost: %v", err)
+			in.log.Warnf("MQTT connection lost: %v", redact.Error(err))
 			in.lost.Add(1)
 			c.markLost()
 		})
@@ -252,7 +254,7 @@ func (in *input) connect(ctx context.Context) error {
 	tok := c.client.Connect()
 	if err := waitToken(ctx, tok, limit); err != nil {
 		c.client.Disconnect(0)
-		return fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", in.cfg.urls, in.cfg.clientID, err)
+		return redact.Error(fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", redact.URLs(in.cfg.urls), in.cfg.clientID, err))
 	}
 	sessionPresent := tok.(*paho.ConnectToken).SessionPresent()
 
@@ -273,7 +275,7 @@ func (in *input) connect(ctx context.Context) error {
 		return fmt.Errorf("the MQTT broker refused the subscription (SUBACK 0x80) to filter %v: check the broker's ACL for client_id %q and user %q, and its support for the filter", refused, in.cfg.clientID, in.cfg.user)
 	}
 	in.conn.Store(c)
-	in.log.Infof("Connected to MQTT broker %v as client_id %q (session present: %v), subscribed to %d filters", in.cfg.urls, in.cfg.clientID, sessionPresent, len(in.subs))
+	in.log.Infof("Connected to MQTT broker %v as client_id %q (session present: %v), subscribed to %d filters", redact.URLs(in.cfg.urls), in.cfg.clientID, sessionPresent, len(in.subs))
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 	pb "github.com/benthos-danube/benthos-danube/internal/danubepb"
+	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
 const (
@@ -106,6 +107,11 @@ func NewClient(serviceURL string, opts ...Option) (*Client, error) {
 	addr := stripScheme(serviceURL)
 	if addr == "" {
 		return nil, fmt.Errorf("danube: empty service URL")
+	}
+	if strings.Contains(addr, "@") {
+		// Danube authenticates with a JWT, never with URL credentials; the
+		// URL is masked because this error is logged and shown on /ready.
+		return nil, fmt.Errorf("danube: invalid service URL %q: it must not carry credentials (user:password@): Danube authenticates with a JWT, pass it as a token", redact.URL(serviceURL))
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("danube: invalid service URL %q (want host:port, optionally with http:// or https://): %w", serviceURL, err)

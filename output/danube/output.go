@@ -271,7 +271,7 @@ func (o *output) Connect(ctx context.Context) error {
 		c, err := danube.NewClient(o.url, o.clientOpts...)
 		if err != nil {
 			o.clientMu.Unlock()
-			return fmt.Errorf("danube output: creating client for %s: %w", o.url, err)
+			return fmt.Errorf("danube output: creating client for %s: %w", o.shownURL(), err)
 		}
 		o.client = c
 	}
@@ -281,7 +281,7 @@ func (o *output) Connect(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
 	defer cancel()
 	if err := c.Ping(pctx); err != nil {
-		return fmt.Errorf("danube output: broker %s unreachable: %w", o.url, err)
+		return fmt.Errorf("danube output: broker %s unreachable: %w", o.shownURL(), err)
 	}
 	return nil
 }
@@ -438,7 +438,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	if connErrs > 0 && okCount == 0 && connErrs == len(items) && len(items) == len(batch) {
 		if now := time.Now().UnixNano(); now-o.lastUnreachableLog.Load() >= int64(unreachableLogEvery) {
 			o.lastUnreachableLog.Store(now)
-			o.log.Warnf("Danube broker %s unreachable: %v", o.url, items[0].err)
+			o.log.Warnf("Danube broker %s unreachable: %v", o.shownURL(), items[0].err)
 		}
 		return service.ErrNotConnected
 	}
