@@ -46,6 +46,7 @@ type output struct {
 	schema        *danube.SchemaRef
 	sendTimeout   time.Duration
 	log           *service.Logger
+	httpsNoTLS    bool // url says https:// but tls is off (see checkScheme)
 
 	mOpen      *service.MetricGauge
 	mRetries   *service.MetricCounter
@@ -163,6 +164,7 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	if tlsOn {
 		o.clientOpts = append(o.clientOpts, danube.WithTLS(tlsConf))
 	}
+	o.checkScheme(tlsOn)
 	token, err := conf.FieldString(fieldToken)
 	if err != nil {
 		return nil, fmt.Errorf("danube output: field token: %w", err)
@@ -281,7 +283,7 @@ func (o *output) Connect(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
 	defer cancel()
 	if err := c.Ping(pctx); err != nil {
-		return fmt.Errorf("danube output: broker %s unreachable: %w", o.shownURL(), err)
+		return o.connectError(err)
 	}
 	return nil
 }
@@ -318,7 +320,7 @@ func (o *output) newProducer(ctx context.Context, k producerKey) (*danube.Produc
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating producer for %s: %w", k.topic, err)
+		return nil, o.explain(fmt.Errorf("creating producer for %s: %w", k.topic, err))
 	}
 	return p, nil
 }
@@ -552,7 +554,7 @@ func (o *output) send(ctx context.Context, p *pending) error {
 		if errors.Is(err, danube.ErrMessageTooLarge) {
 			return fmt.Errorf("sending %d bytes to %s (permanent, not retried): %w", len(p.msg.Payload), p.key.topic, err)
 		}
-		return fmt.Errorf("sending to %s: %w", p.key.topic, err)
+		return o.explain(fmt.Errorf("sending to %s: %w", p.key.topic, err))
 	}
 	return nil
 }
