@@ -140,6 +140,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	for _, w := range cfg.warnings {
 		in.log.Warn(w)
 	}
+	in.exposeMetrics()
 	return in, nil
 }
 
