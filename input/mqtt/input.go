@@ -79,6 +79,7 @@ type input struct {
 	mUnmatched, mPlaceholder, mQoS0Dropped, mAcks, mDup, mNackDropped, mReconnects *service.MetricCounter
 	gUnacked, gQueued                                                              *service.MetricGauge
 	unacked                                                                        atomic.Int64
+	unacked0                                                                       atomic.Int64 // the QoS 0 part of unacked (see take)
 	nRetries                                                                       atomic.Int64 // len(retries), read without retryMu
 	readCalls, reconnects, lost, dropped0                                          atomic.Int64 // mirrors of some metrics, for tests
 
@@ -328,7 +329,7 @@ func (in *input) Read(ctx context.Context) (*service.Message, service.AckFunc, e
 		if haveSlot {
 			if m, ok := in.q.pop(); ok {
 				haveSlot = false
-				in.unacked.Add(1)
+				in.take(m)
 				msg, r := in.toMessage(m)
 				in.countArrival(m, msg, r)
 				return msg, in.ackFunc(&delivery{m: m}), nil
@@ -455,7 +456,7 @@ func (in *input) ackFunc(it *delivery) service.AckFunc {
 				in.mAcks.Incr(1)
 			}
 		}
-		in.unacked.Add(-1)
+		in.release(it.m)
 		<-in.slots
 		return nil
 	}
@@ -555,13 +556,18 @@ func (in *input) gaugeLoop() {
 }
 
 // Close disconnects. Unacknowledged QoS 1/2 messages are redelivered by the
-// broker to a persistent session on the next connect.
+// broker to a persistent session on the next connect; the first Close logs
+// how many messages were left and what becomes of them (pendingReport).
 func (in *input) Close(ctx context.Context) error {
-	in.closeOnce.Do(func() { close(in.closed) })
+	first := false
+	in.closeOnce.Do(func() { close(in.closed); first = true })
 	in.connMu.Lock()
 	c := in.conn.Load()
 	in.connMu.Unlock()
 	in.gaugeWG.Wait()
+	if r := in.pendingReport(c); first && r != "" {
+		in.log.Warn(r)
+	}
 	if c == nil {
 		return nil
 	}
