@@ -13,6 +13,7 @@ import (
 	"github.com/benthos-danube/benthos-danube/input/mqtt/topicmatch"
 	"github.com/benthos-danube/benthos-danube/internal/configlint"
 	"github.com/benthos-danube/benthos-danube/internal/hostcheck"
+	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
 // One set of checks serves both `lint` and start-up:
@@ -338,11 +339,15 @@ const schemeHelp = "use tcp:// (or mqtt://), ssl:// (or tls://, mqtts://), ws://
 // otherwise retry for ever: an unknown scheme, a missing or out-of-range port
 // (Paho has no default port for tcp and ssl; ws and wss default to 80 and
 // 443), a missing or malformed host, a unix URL without a path.
-func checkBrokerURL(u string) error {
-	pu, err := url.Parse(u)
+//
+// Errors show the URL with its password masked: they are logged and lint
+// prints them.
+func checkBrokerURL(raw string) error {
+	pu, err := url.Parse(raw)
 	if err != nil {
-		return err
+		return redact.Error(err)
 	}
+	u := redact.URL(raw)
 	switch pu.Scheme {
 	case "unix":
 		if pu.Host == "" && pu.Path == "" {

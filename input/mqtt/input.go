@@ -19,6 +19,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
+	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
 // Name is the name the input is registered under.
@@ -80,6 +81,7 @@ type input struct {
 	mUnmatched, mPlaceholder, mQoS0Dropped, mAcks, mDup, mNackDropped, mReconnects *service.MetricCounter
 	gUnacked, gQueued, gOldest                                                     *service.MetricGauge
 	unacked                                                                        atomic.Int64
+	unacked0                                                                       atomic.Int64 // the QoS 0 part of unacked (see take)
 	nRetries                                                                       atomic.Int64 // len(retries), read without retryMu
 	readCalls, reconnects, lost, dropped0                                          atomic.Int64 // mirrors of some metrics, for tests
 
@@ -142,6 +144,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	for _, w := range cfg.warnings {
 		in.log.Warn(w)
 	}
+	in.exposeMetrics()
 	return in, nil
 }
 
@@ -164,7 +167,7 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 		SetOrderMatters(true).    // handler runs on the router goroutine; it never blocks
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { in.handle(c, m) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			in.log.Warnf("MQTT connection lost: %v", err)
+			in.log.Warnf("MQTT connection lost: %v", redact.Error(err))
 			in.lost.Add(1)
 			c.markLost()
 		})
@@ -256,7 +259,7 @@ func (in *input) connect(ctx context.Context) error {
 	tok := c.client.Connect()
 	if err := waitToken(ctx, tok, limit); err != nil {
 		c.client.Disconnect(0)
-		return fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", in.cfg.urls, in.cfg.clientID, err)
+		return redact.Error(fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", redact.URLs(in.cfg.urls), in.cfg.clientID, err))
 	}
 	sessionPresent := tok.(*paho.ConnectToken).SessionPresent()
 
@@ -277,7 +280,7 @@ func (in *input) connect(ctx context.Context) error {
 		return fmt.Errorf("the MQTT broker refused the subscription (SUBACK 0x80) to filter %v: check the broker's ACL for client_id %q and user %q, and its support for the filter", refused, in.cfg.clientID, in.cfg.user)
 	}
 	in.conn.Store(c)
-	in.log.Infof("Connected to MQTT broker %v as client_id %q (session present: %v), subscribed to %d filters", in.cfg.urls, in.cfg.clientID, sessionPresent, len(in.subs))
+	in.log.Infof("Connected to MQTT broker %v as client_id %q (session present: %v), subscribed to %d filters", redact.URLs(in.cfg.urls), in.cfg.clientID, sessionPresent, len(in.subs))
 	return nil
 }
 
@@ -329,7 +332,7 @@ func (in *input) Read(ctx context.Context) (*service.Message, service.AckFunc, e
 		if haveSlot {
 			if e, ok := in.q.pop(); ok {
 				haveSlot = false
-				in.unacked.Add(1)
+				in.take(e.m)
 				d := &delivery{m: e.m, at: e.at}
 				in.ledger.add(d)
 				msg, r := in.toMessage(e.m)
@@ -460,7 +463,7 @@ func (in *input) ackFunc(it *delivery) service.AckFunc {
 				in.mAcks.Incr(1)
 			}
 		}
-		in.unacked.Add(-1)
+		in.release(it.m)
 		in.ledger.done(it)
 		<-in.slots
 		return nil
@@ -594,13 +597,18 @@ func (in *input) oldestUnackedAge(now time.Time) int64 {
 }
 
 // Close disconnects. Unacknowledged QoS 1/2 messages are redelivered by the
-// broker to a persistent session on the next connect.
+// broker to a persistent session on the next connect; the first Close logs
+// how many messages were left and what becomes of them (pendingReport).
 func (in *input) Close(ctx context.Context) error {
-	in.closeOnce.Do(func() { close(in.closed) })
+	first := false
+	in.closeOnce.Do(func() { close(in.closed); first = true })
 	in.connMu.Lock()
 	c := in.conn.Load()
 	in.connMu.Unlock()
 	in.gaugeWG.Wait()
+	if r := in.pendingReport(c); first && r != "" {
+		in.log.Warn(r)
+	}
 	if c == nil {
 		return nil
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 	pb "github.com/benthos-danube/benthos-danube/internal/danubepb"
 	"github.com/benthos-danube/benthos-danube/internal/hostcheck"
+	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
 const (
@@ -141,12 +142,17 @@ func NewClient(serviceURL string, opts ...Option) (*Client, error) {
 // IP address (IPv6 in brackets), port a number from 1 to 65535. Anything else
 // could never be dialled, so it is refused here rather than retried.
 func ParseServiceURL(serviceURL string) (string, error) {
+	// The URL is masked: this error is logged and shown on /ready.
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("invalid Danube URL %q: %s", serviceURL, fmt.Sprintf(format, args...))
+		return fmt.Errorf("invalid Danube URL %q: %s", redact.URL(serviceURL), fmt.Sprintf(format, args...))
 	}
 	addr := stripScheme(serviceURL)
 	if addr == "" {
 		return "", bad("no host:port; use host:port, optionally prefixed by http:// or https://")
+	}
+	if at := strings.LastIndex(addr, "@"); at >= 0 && !strings.ContainsAny(addr[:at], "/?#") {
+		// Danube authenticates with a JWT, never with URL credentials.
+		return "", bad("it must not carry credentials (user:password@): Danube authenticates with a JWT, pass it as token or token_file")
 	}
 	if i := strings.Index(addr, "://"); i >= 0 {
 		return "", bad("unsupported scheme %q; use host:port, optionally prefixed by http:// or https:// (TLS is set by the tls field, not by the scheme)", addr[:i+3])

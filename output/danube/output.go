@@ -50,6 +50,7 @@ type output struct {
 	sendTimeout    time.Duration
 	log            *service.Logger
 	dl             *deadLetters
+	httpsNoTLS     bool // url says https:// but tls is off (see checkScheme)
 
 	mOpen      *service.MetricGauge
 	mRetries   *service.MetricCounter
@@ -152,6 +153,7 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	if tlsOn {
 		o.clientOpts = append(o.clientOpts, danube.WithTLS(tlsConf))
 	}
+	o.checkScheme(tlsOn)
 	token, err := conf.FieldString(fieldToken)
 	if err != nil {
 		return nil, fmt.Errorf("danube output: field token: %w", err)
@@ -245,7 +247,7 @@ func (o *output) Connect(ctx context.Context) error {
 		c, err := danube.NewClient(o.url, o.clientOpts...)
 		if err != nil {
 			o.clientMu.Unlock()
-			return fmt.Errorf("danube output: creating client for %s: %w", o.url, err)
+			return fmt.Errorf("danube output: creating client for %s: %w", o.shownURL(), err)
 		}
 		o.client = c
 	}
@@ -255,7 +257,7 @@ func (o *output) Connect(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
 	defer cancel()
 	if err := c.Ping(pctx); err != nil {
-		return fmt.Errorf("danube output: broker %s unreachable: %w", o.url, err)
+		return o.connectError(err)
 	}
 	return nil
 }
@@ -292,7 +294,7 @@ func (o *output) newProducer(ctx context.Context, k producerKey) (*danube.Produc
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating producer for %s: %w", k.topic, err)
+		return nil, o.explain(fmt.Errorf("creating producer for %s: %w", k.topic, err))
 	}
 	return p, nil
 }
@@ -426,7 +428,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	if connErrs > 0 && okCount == 0 && connErrs == len(items) && len(items) == len(batch) {
 		if now := time.Now().UnixNano(); now-o.lastUnreachableLog.Load() >= int64(unreachableLogEvery) {
 			o.lastUnreachableLog.Store(now)
-			o.log.Warnf("Danube broker %s unreachable: %v", o.url, items[0].err)
+			o.log.Warnf("Danube broker %s unreachable: %v", o.shownURL(), items[0].err)
 		}
 		return service.ErrNotConnected
 	}
@@ -557,7 +559,7 @@ func (o *output) send(ctx context.Context, p *pending) error {
 		if errors.Is(err, danube.ErrMessageTooLarge) {
 			return fmt.Errorf("sending %d bytes to %s (permanent, not retried): %w", len(p.msg.Payload), p.key.topic, err)
 		}
-		return fmt.Errorf("sending to %s: %w", p.key.topic, err)
+		return o.explain(fmt.Errorf("sending to %s: %w", p.key.topic, err))
 	}
 	return nil
 }
