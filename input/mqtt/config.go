@@ -50,6 +50,8 @@ type config struct {
 	mappings       []*mapping
 	plain          bool // topics form: no Danube routing
 	warnings       []string
+
+	retainedOnResume string // retained_on_resume: skip or forward (retained.go)
 }
 
 var validSchemes = map[string]bool{
@@ -140,6 +142,9 @@ func parseConfig(conf *service.ParsedConfig) (*config, error) {
 	}
 	if c.orderedAcks, err = conf.FieldBool(fieldOrderedAcks); err != nil {
 		return nil, fmt.Errorf("%s: %w", fieldOrderedAcks, err)
+	}
+	if c.retainedOnResume, err = parseRetainedOnResume(conf); err != nil {
+		return nil, err
 	}
 	if c.maxUnacked, err = conf.FieldInt(fieldMaxUnacked); err != nil {
 		return nil, err

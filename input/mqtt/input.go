@@ -81,6 +81,8 @@ type input struct {
 	readCalls, reconnects, lost, dropped0                                          atomic.Int64 // mirrors of some metrics, for tests
 
 	warnUnmatched, warnPlaceholder, warnQoS0, warnNack rateLimited
+
+	skipped *replayCounter // retained replays not forwarded (retained.go)
 }
 
 // connection is one paho client and its lifetime. A fresh client is built for
@@ -90,6 +92,7 @@ type connection struct {
 	acks     *ackReleaser // nil when acknowledgements go out in completion order
 	lost     chan struct{}
 	lostOnce sync.Once
+	replays  atomic.Pointer[replayFilter] // set when retained replays are skipped (retained.go)
 }
 
 func (c *connection) markLost() { c.lostOnce.Do(func() { close(c.lost) }) }
@@ -131,6 +134,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 		mReconnects:  m.NewCounter("mqtt_input_reconnects"),
 		gUnacked:     m.NewGauge("mqtt_input_unacked"),
 		gQueued:      m.NewGauge("mqtt_input_queued"),
+		skipped:      newReplayCounter(m),
 	}
 	for _, mp := range cfg.mappings {
 		in.subs[mp.filter.Subscription()] = mp.qos
@@ -182,10 +186,14 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 // handle runs on paho's router goroutine for every PUBLISH (no routes are
 // registered, so everything reaches the default handler exactly once,
 // including messages a persistent session delivers before SUBACK). It must
-// never block: it only appends to the queue.
+// never block: it only appends to the queue, or acknowledges a retained
+// replay it skips (skipReplay).
 func (in *input) handle(c *connection, m paho.Message) {
 	if m.Qos() > 0 && c.acks != nil {
 		m = c.acks.track(m)
+	}
+	if in.skipReplay(c, m) {
+		return
 	}
 	if !in.q.push(m) {
 		in.mQoS0Dropped.Incr(1)
@@ -255,6 +263,7 @@ func (in *input) connect(ctx context.Context) error {
 		return fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", in.cfg.urls, in.cfg.clientID, err)
 	}
 	sessionPresent := tok.(*paho.ConnectToken).SessionPresent()
+	in.watchReplays(c, sessionPresent) // before the SUBSCRIBE its replays answer
 
 	stok := c.client.SubscribeMultiple(in.subs, nil)
 	if err := waitToken(ctx, stok, in.cfg.connectTimeout); err != nil {
