@@ -299,7 +299,20 @@ replay. What remains:
 
 Run several bridge instances on one stream with a shared subscription, ` + "`mqtt_topic: $share/<group>/<filter>`" + `
 (Mosquitto ≥ 2.0, EMQX, HiveMQ, VerneMQ; also for MQTT 3.1.1 clients). The broker delivers each message to
-one member of the group. Give every instance its own ` + "`client_id`" + `.
+one member of the group. Give every instance its own ` + "`client_id`" + `, stable across restarts.
+
+With persistent sessions (` + "`clean_session: false`" + `) a stopped member stays in the group: Mosquitto keeps
+assigning it its share (round robin) and queues those messages for its session; they wait until a bridge
+with the same ` + "`client_id`" + ` connects again, and then all arrive. Derive the id from a stable name, e.g.
+` + "`client_id: bridge-${HOSTNAME}`" + ` in a Kubernetes StatefulSet (pods ` + "`bridge-0`" + `, ` + "`bridge-1`" + `, … keep their names),
+and do not combine ` + "`dynamic_client_id_suffix`" + ` with ` + "`clean_session: false`" + `: every start would leave an
+orphaned session behind that keeps taking its share. Before removing a member for good, let it drain, then
+delete its session (connect once with its ` + "`client_id`" + ` and a clean session) or let the broker expire it
+(Mosquitto ` + "`persistent_client_expiration`" + `); messages still queued for it are lost then.
+
+With ` + "`clean_session: true`" + ` a member that disconnects leaves the group and later messages go to the others, but
+whatever the broker had assigned to it and it had not acknowledged (in flight or queued) is discarded with the
+session, not given to another member: lost.
 
 == Metadata
 
