@@ -48,6 +48,8 @@ type settings struct {
 	mappings       []mappingSettings
 	topics         []string
 	qos            int
+	// retainedOnResume is retained_on_resume: skip or forward (retained.go).
+	retainedOnResume string
 }
 
 type willSettings struct {
@@ -102,6 +104,9 @@ func readSettings(conf *service.ParsedConfig) (settings, error) {
 	}
 	if s.maxUnacked, err = conf.FieldInt(fieldMaxUnacked); err != nil {
 		return s, fmt.Errorf("%s: %w", fieldMaxUnacked, err)
+	}
+	if s.retainedOnResume, err = conf.FieldString(fieldRetainedOnResume); err != nil {
+		return s, fmt.Errorf("%s: %w", fieldRetainedOnResume, err)
 	}
 	mconfs, err := conf.FieldObjectList(fieldMappings)
 	if err != nil {
@@ -216,6 +221,9 @@ func (s *settings) check() (c checked, errs []error, warnings []string) {
 	}
 	if s.maxUnacked < 1 {
 		fail("%s: must be at least 1, got %d", fieldMaxUnacked, s.maxUnacked)
+	}
+	if err := checkRetainedOnResume(s.retainedOnResume); err != nil {
+		errs = append(errs, err)
 	}
 
 	switch {

@@ -48,6 +48,8 @@ type config struct {
 	mappings       []*mapping
 	plain          bool // topics form: no Danube routing
 	warnings       []string
+
+	retainedOnResume string // retained_on_resume: skip or forward (retained.go)
 }
 
 // parseConfig is the start-up validation: the checks of settings.check,
@@ -96,6 +98,7 @@ func parseConfig(conf *service.ParsedConfig) (*config, error) {
 	if c.orderedAcks, err = conf.FieldBool(fieldOrderedAcks); err != nil {
 		return nil, fmt.Errorf("%s: %w", fieldOrderedAcks, err)
 	}
+	c.retainedOnResume = s.retainedOnResume
 
 	if c.cleanSession {
 		var qos1 []string

@@ -86,6 +86,8 @@ type input struct {
 	readCalls, reconnects, lost, dropped0                                          atomic.Int64 // mirrors of some metrics, for tests
 
 	warnUnmatched, warnPlaceholder, warnQoS0, warnNack rateLimited
+
+	skipped *replayCounter // retained replays not forwarded (retained.go)
 }
 
 // connection is one paho client and its lifetime. A fresh client is built for
@@ -95,6 +97,7 @@ type connection struct {
 	acks     *ackReleaser // nil when acknowledgements go out in completion order
 	lost     chan struct{}
 	lostOnce sync.Once
+	replays  atomic.Pointer[replayFilter] // set when retained replays are skipped (retained.go)
 }
 
 func (c *connection) markLost() { c.lostOnce.Do(func() { close(c.lost) }) }
@@ -137,6 +140,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 		gUnacked:     m.NewGauge("mqtt_input_unacked"),
 		gQueued:      m.NewGauge("mqtt_input_queued"),
 		gOldest:      m.NewGauge(metricOldestUnacked),
+		skipped:      newReplayCounter(m),
 	}
 	for _, mp := range cfg.mappings {
 		in.subs[mp.filter.Subscription()] = mp.qos
@@ -189,10 +193,14 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 // handle runs on paho's router goroutine for every PUBLISH (no routes are
 // registered, so everything reaches the default handler exactly once,
 // including messages a persistent session delivers before SUBACK). It must
-// never block: it only appends to the queue.
+// never block: it only appends to the queue, or acknowledges a retained
+// replay it skips (skipReplay).
 func (in *input) handle(c *connection, m paho.Message) {
 	if m.Qos() > 0 && c.acks != nil {
 		m = c.acks.track(m)
+	}
+	if in.skipReplay(c, m) {
+		return
 	}
 	if !in.q.push(m, time.Now().UnixNano()) {
 		in.mQoS0Dropped.Incr(1)
@@ -262,6 +270,7 @@ func (in *input) connect(ctx context.Context) error {
 		return redact.Error(fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", redact.URLs(in.cfg.urls), in.cfg.clientID, err))
 	}
 	sessionPresent := tok.(*paho.ConnectToken).SessionPresent()
+	in.watchReplays(c, sessionPresent) // before the SUBSCRIBE its replays answer
 
 	stok := c.client.SubscribeMultiple(in.subs, nil)
 	if err := waitToken(ctx, stok, in.cfg.connectTimeout); err != nil {
@@ -271,13 +280,16 @@ func (in *input) connect(ctx context.Context) error {
 	var refused []string
 	for _, mp := range in.cfg.mappings {
 		f := mp.filter.Subscription()
-		if code, ok := stok.(*paho.SubscribeToken).Result()[f]; ok && code == 0x80 {
-			refused = append(refused, fmt.Sprintf("%q", f))
+		// 0x80 is MQTT 3.1.1's only failure code; some brokers answer
+		// with MQTT 5 codes (mochi: 0x91, packet identifier in use). Any
+		// code from 0x80 up means the filter is not subscribed.
+		if code, ok := stok.(*paho.SubscribeToken).Result()[f]; ok && code >= 0x80 {
+			refused = append(refused, fmt.Sprintf("%q (SUBACK 0x%02x)", f, code))
 		}
 	}
 	if len(refused) > 0 {
 		c.client.Disconnect(0)
-		return fmt.Errorf("the MQTT broker refused the subscription (SUBACK 0x80) to filter %v: check the broker's ACL for client_id %q and user %q, and its support for the filter", refused, in.cfg.clientID, in.cfg.user)
+		return fmt.Errorf("the MQTT broker refused the subscription to filter %v: check the broker's ACL for client_id %q and user %q, and its support for the filter", refused, in.cfg.clientID, in.cfg.user)
 	}
 	in.conn.Store(c)
 	in.log.Infof("Connected to MQTT broker %v as client_id %q (session present: %v), subscribed to %d filters", redact.URLs(in.cfg.urls), in.cfg.clientID, sessionPresent, len(in.subs))

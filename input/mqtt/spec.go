@@ -31,6 +31,8 @@ const (
 	fieldMapQoS         = "qos"
 	fieldMapPartitions  = "partitions"
 	fieldMapReliable    = "reliable_dispatch"
+
+	fieldRetainedOnResume = "retained_on_resume"
 )
 
 // Spec returns the configuration spec of the mqtt input.
@@ -93,6 +95,13 @@ func Spec() *service.ConfigSpec {
 			service.NewBoolField(fieldOrderedAcks).
 				Description("Send PUBACK/PUBREC in the order the messages arrived on the connection, as MQTT 3.1.1 [MQTT-4.6.0-2] requires: a message the pipeline acknowledged waits until every earlier one was acknowledged too. Brokers such as Mosquitto rely on it to keep the order of a topic: acknowledged out of order, Mosquitto 2.0 delivers later messages before earlier ones. `false` acknowledges each message as soon as the pipeline did, so a message stuck in retry does not hold back the others, at the cost of that ordering.").
 				Default(true).
+				Advanced(),
+			service.NewStringAnnotatedEnumField(fieldRetainedOnResume, map[string]string{
+				retainedSkip:    "Acknowledge these replays to the broker without forwarding them, counted in `mqtt_input_retained_skipped`; also the further copies a topic that several mappings match gets on a new session (the broker sends one per matching subscription). Still forwarded: replays at QoS 0 (the broker need not queue QoS 0 messages for an offline session, so the replay may be the only copy), redeliveries (DUP=1), and replays the broker had queued on an earlier connection but never sent.",
+				retainedForward: "Forward every retained message the broker sends, replays included: each retained message reaches the output again on every reconnect, with `mqtt_retained: true` and `mqtt_duplicate: false`.",
+			}).
+				Description("What to do with the retained messages the broker re-sends when a persistent session is resumed (CONNACK session present): the input subscribes again on every connect, and MQTT 3.1.1 [MQTT-3.8.4-3] makes the broker answer with every matching retained message (RETAIN=1). The session already had them: delivered when they were published (RETAIN=0, queued while the bridge was down), or when the subscription was first made. A new session (first start, new `client_id`, `clean_session: true`, or a broker that lost the session) gets every retained message once. With `skip`, a mapping added to the configuration of an existing persistent session does not get the broker's current retained messages: start once with `forward` if they matter.").
+				Default(retainedSkip).
 				Advanced(),
 			service.NewObjectListField(fieldMappings,
 				service.NewStringField(fieldMapMQTTTopic).
@@ -237,17 +246,51 @@ It is never dropped: the ` + "`danube`" + ` output dead-letters it.
 == Sessions and reconnects
 
 The input reconnects with exponential backoff (0.5 s to 30 s) and re-subscribes every mapping on every
-connect, whatever ` + "`clean_session`" + ` says. A refused subscription (SUBACK 0x80) fails the connection
+connect, whatever ` + "`clean_session`" + ` says. A refused subscription (SUBACK 0x80 or above) fails the connection
 attempt with an error naming the filter. While disconnected the input reports not ready on ` + "`/ready`" + `.
 A warning is logged at start-up when QoS ≥ 1 mappings run with ` + "`clean_session: true`" + `: messages
 published while the bridge is down are then lost. An empty ` + "`client_id`" + ` with ` + "`clean_session: false`" + `
 is a config error.
 
+== Retained messages
+
+A new session gets the broker's retained messages once (` + "`mqtt_retained: true`" + `); retained messages published
+later arrive like any other (` + "`mqtt_retained: false`" + `, MQTT 3.1.1 [MQTT-3.3.1-9]), also those queued while the
+bridge was down. Because the input re-subscribes on every connect, the broker re-sends every matching retained
+message each time a persistent session is resumed. With ` + "`retained_on_resume: skip`" + ` (the default) those
+replays are acknowledged and counted in ` + "`mqtt_input_retained_skipped`" + `, not forwarded: a retained message
+reaches the output once across restarts of the bridge and of the broker. Nothing published at QoS ≥ 1 to an
+existing subscription is skipped: such a message is queued for the session and arrives with RETAIN=0 before the
+replay. What remains:
+
+- At QoS 0 (the mapping's or the publisher's) replays are forwarded on every reconnect: the broker does not queue
+  QoS 0 for an offline session, so the replay may be the only copy.
+- A mapping added to an existing persistent session: its filter's current retained messages are skipped as
+  replays. Start once with ` + "`retained_on_resume: forward`" + ` (the other mappings' retained messages are then
+  forwarded again) if they matter. The same holds for a mapping whose QoS was raised from 0.
+- A retained message the broker dropped for the session (Mosquitto ` + "`max_queued_messages`" + ` reached while the
+  bridge was down) is not recovered from the replay.
+- The skip relies on the broker following [MQTT-3.3.1-9] (RETAIN=0 for an established subscription), as Mosquitto
+  2 and mochi do. With a broker that forwards the retain flag as published, use ` + "`forward`" + `.
+
 == Scaling out
 
 Run several bridge instances on one stream with a shared subscription, ` + "`mqtt_topic: $share/<group>/<filter>`" + `
 (Mosquitto ≥ 2.0, EMQX, HiveMQ, VerneMQ; also for MQTT 3.1.1 clients). The broker delivers each message to
-one member of the group. Give every instance its own ` + "`client_id`" + `.
+one member of the group. Give every instance its own ` + "`client_id`" + `, stable across restarts.
+
+With persistent sessions (` + "`clean_session: false`" + `) a stopped member stays in the group: Mosquitto keeps
+assigning it its share (round robin) and queues those messages for its session; they wait until a bridge
+with the same ` + "`client_id`" + ` connects again, and then all arrive. Derive the id from a stable name, e.g.
+` + "`client_id: bridge-${HOSTNAME}`" + ` in a Kubernetes StatefulSet (pods ` + "`bridge-0`" + `, ` + "`bridge-1`" + `, … keep their names),
+and do not combine ` + "`dynamic_client_id_suffix`" + ` with ` + "`clean_session: false`" + `: every start would leave an
+orphaned session behind that keeps taking its share. Before removing a member for good, let it drain, then
+delete its session (connect once with its ` + "`client_id`" + ` and a clean session) or let the broker expire it
+(Mosquitto ` + "`persistent_client_expiration`" + `); messages still queued for it are lost then.
+
+With ` + "`clean_session: true`" + ` a member that disconnects leaves the group and later messages go to the others, but
+whatever the broker had assigned to it and it had not acknowledged (in flight or queued) is discarded with the
+session, not given to another member: lost.
 
 == Metadata
 
@@ -265,7 +308,7 @@ one member of the group. Give every instance its own ` + "`client_id`" + `.
 
 ` + "`mqtt_input_unmatched`" + `, ` + "`mqtt_input_placeholder_errors`" + `, ` + "`mqtt_input_qos0_dropped`" + `,
 ` + "`mqtt_input_acks_sent`" + ` (PUBACK/PUBREC), ` + "`mqtt_input_duplicates`" + ` (messages with the DUP flag),
-` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
+` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + `, ` + "`mqtt_input_retained_skipped`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
 ` + "`mqtt_input_queued`" + ` (gauges, refreshed every second), in addition to Benthos' ` + "`input_*`" + ` metrics.
 ` + "`mqtt_input_oldest_unacked_age_seconds`" + ` (gauge, refreshed every second) is the age of the oldest message
 received from MQTT and not yet acknowledged to it, waiting or in the pipeline (0 when there is none): one alert
