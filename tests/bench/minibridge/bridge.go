@@ -42,8 +42,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer client.Close()
 	b := &bridge{cfg: cfg, ctx: ctx, slots: make(chan struct{}, cfg.inFlight), subs: map[string]byte{}}
+	// The lanes are not closed on shutdown: a handler may still submit, and
+	// the process exits anyway.
 	b.lanes = newLanes(cfg.inFlight, b.send)
-	defer b.lanes.close()
 	for _, mp := range cfg.maps {
 		dispatch := danube.DispatchNonReliable
 		if mp.reliable {
