@@ -38,18 +38,28 @@ var (
 	flagOnly       = flag.String("bench.only", "", `run only one part: "throughput" (skips latency and stall)`)
 	flagProfQoS    = flag.Int("bench.profqos", 1, "QoS of the load while profiling")
 	flagOutInFl    = flag.Int("bench.maxinflight", 64, "max_in_flight of the danube output")
-	flagBridgeEnv  = flag.String("bench.bridgeenv", "", "extra environment of the bridge, comma separated (e.g. GOGC=400)")
+	flagBridgeEnv  = flag.String("bench.bridgeenv", "", "extra environment of the processes under test (bridge, minimal bridge, raw subscriber), comma separated (e.g. GOGC=400)")
+)
+
+// MQTT client ids of the processes under test, as they appear in
+// Mosquitto's log.
+const (
+	bridgeID = "bench-bridge"
+	miniID   = "bench-minibridge"
+	rawID    = "bench-raw"
 )
 
 type env struct {
-	t        *testing.T
-	ctx      context.Context
-	mq       *harness.Mosquitto
-	srv      *danubetest.Server
-	bridge   *harness.Bridge
-	httpPort int
-	// bridge CPU time per delivered message (µs), per QoS, per round
-	cpuPerMsg map[byte][]float64
+	t         *testing.T
+	ctx       context.Context
+	mq        *harness.Mosquitto
+	srv       *danubetest.Server
+	bridge    *harness.Bridge
+	httpPort  int
+	mini      *program // the minimal hand-written bridge
+	miniPprof int
+	raw       *program // the raw paho subscriber
+	rawPort   int
 }
 
 func TestEndToEndBenchmark(t *testing.T) {
@@ -69,6 +79,10 @@ func TestEndToEndBenchmark(t *testing.T) {
 	defer cancel()
 	bctx, bcancel := context.WithTimeout(ctx, 5*time.Minute)
 	bin, err := harness.BuildBinary(bctx, t.TempDir())
+	var miniBin, rawBin string
+	if err == nil {
+		miniBin, rawBin, err = buildPrograms(bctx, t.TempDir())
+	}
 	bcancel()
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +112,7 @@ shutdown_timeout: 5s
 input:
   mqtt:
     urls: [ %q ]
-    client_id: bench-bridge
+    client_id: %s
     clean_session: false
     keepalive: 10s
     topic_mappings:
@@ -111,58 +125,117 @@ output:
   danube:
     url: %q
     max_in_flight: %d
-`, httpPort, mq.URL(), *flagProfQoS, srv.URL(), *flagOutInFl)
+`, httpPort, mq.URL(), bridgeID, *flagProfQoS, srv.URL(), *flagOutInFl)
 	bridge, err := harness.NewBridge(bin, logDir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(bridge.Close)
+	var procEnv []string
 	if *flagBridgeEnv != "" {
-		bridge.Env = strings.Split(*flagBridgeEnv, ",")
+		procEnv = strings.Split(*flagBridgeEnv, ",")
+		bridge.Env = procEnv
 	}
 	if err := bridge.Start(); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, mq: mq, srv: srv, bridge: bridge, httpPort: httpPort, cpuPerMsg: map[byte][]float64{}}
-	if err := e.waitReady(); err != nil {
+	e := &env{t: t, ctx: ctx, mq: mq, srv: srv, bridge: bridge, httpPort: httpPort}
+	if err := e.waitReady("bench/prof/probe", func() bool { return srv.MessageCount("/default/prof") > 0 }); err != nil {
 		t.Fatalf("bridge not ready: %v\n%s", err, harness.TailFile(bridge.LogPath(), 3000))
+	}
+	// The minimal bridge: the same Mosquitto, Danube broker, session kind,
+	// keepalive, in-flight bound, reliable dispatch per QoS and attributes.
+	if e.miniPprof, err = harness.FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	e.mini, err = startProgram("minibridge", miniBin, logDir, procEnv,
+		"-mqtt", mq.URL(), "-danube", srv.URL(), "-client-id", miniID, "-keepalive", "10s",
+		"-inflight", fmt.Sprint(*flagOutInFl),
+		"-map", "mini/q0/+=/default/mini_q0,qos=0",
+		"-map", "mini/q1/+=/default/mini_q1,qos=1",
+		"-map", fmt.Sprintf("mini/prof/+=/default/mini_prof,qos=%d", *flagProfQoS),
+		"-pprof", fmt.Sprintf("127.0.0.1:%d", e.miniPprof))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.mini.Close)
+	if err := e.waitReady("mini/prof/probe", func() bool { return srv.MessageCount("/default/mini_prof") > 0 }); err != nil {
+		t.Fatalf("minimal bridge not ready: %v\n%s", err, harness.TailFile(e.mini.logPath, 3000))
+	}
+	// The raw subscriber, as its own process so that its CPU can be read.
+	if e.rawPort, err = harness.FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	e.raw, err = startProgram("rawsub", rawBin, logDir, procEnv,
+		"-mqtt", mq.URL(), "-client-id", rawID, "-sub", "raw/q0/+=0", "-sub", "raw/q1/+=1",
+		"-http", fmt.Sprintf("127.0.0.1:%d", e.rawPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.raw.Close)
+	if err := e.waitReady("raw/q1/probe", func() bool { n, _, _, err := e.rawStats(); return err == nil && n > 0 }); err != nil {
+		t.Fatalf("raw subscriber not ready: %v\n%s", err, harness.TailFile(e.raw.logPath, 3000))
 	}
 
 	var rows []string
-	row := func(format string, a ...any) { rows = append(rows, fmt.Sprintf(format, a...)) }
-	row("%-36s %12s %12s %8s %8s %6s", "measure", "raw paho", "bridge", "ratio", "goal", "result")
+	row := func(label, raw, mini, br, r1, r2, goal, res string) {
+		rows = append(rows, strings.TrimRight(fmt.Sprintf("%-40s %10s %10s %10s %7s %7s %7s %6s", label, raw, mini, br, r1, r2, goal, res), " "))
+	}
+	row("measure", "raw paho", "minimal", "bridge", "br/raw", "br/min", "goal", "result")
 
-	// (a) throughput, side by side, median of rounds.
+	// (a) throughput, side by side: in every round the raw subscriber, then
+	// the bridge and the minimal bridge (in alternating order), each on
+	// its own topics; the median of the rounds is reported.
+	targets := []*target{
+		{name: "raw", clientID: rawID, pid: e.raw.PID, prefix: "raw/q%d/"},
+		{name: "bridge", clientID: bridgeID, pid: bridge.PID, prefix: "bench/q%d/", topic: "/default/tp_q%d"},
+		{name: "mini", clientID: miniID, pid: e.mini.PID, prefix: "mini/q%d/", topic: "/default/mini_q%d"},
+	}
+	raw, br, mini := targets[0], targets[1], targets[2]
 	for _, qos := range []byte{0, 1} {
-		var raws, brs, pubs []float64
-		var rawFrac, brFrac []float64
 		for r := 0; r < *flagRounds; r++ {
-			rr, rf, pr := e.rawThroughput(qos, r)
-			br, bf, _ := e.bridgeThroughput(qos, r)
-			raws, brs, pubs = append(raws, rr), append(brs, br), append(pubs, pr)
-			rawFrac, brFrac = append(rawFrac, rf), append(brFrac, bf)
-			t.Logf("round %d QoS %d: raw %.0f msg/s (%.1f%% delivered), bridge %.0f msg/s (%.1f%%), publisher %.0f msg/s",
-				r, qos, rr, rf*100, br, bf*100, pr)
+			order := []*target{raw, br, mini}
+			if r%2 == 1 {
+				order = []*target{raw, mini, br}
+			}
+			for _, tg := range order {
+				s := e.measure(tg, qos, r)
+				tg.add(qos, s)
+				ordering := fmt.Sprintf("%d out of order", s.disordered)
+				if tg.topic == "" {
+					ordering = "order not checked"
+				}
+				t.Logf("round %d QoS %d %-6s: %6.0f msg/s, %5.1f%% delivered, %5.1f µs CPU/msg, %d disconnects, %s, publisher %.0f msg/s",
+					r, qos, tg.name, s.rate, s.frac*100, s.cpu, s.disc, ordering, s.pub)
+			}
 		}
-		raw, br := median(raws), median(brs)
+		rw, mn, bg := raw.median(qos), mini.median(qos), br.median(qos)
 		goal := 0.7
 		if qos == 1 {
 			goal = 0.5
 		}
-		ratio := br / raw
-		row("%-36s %12.0f %12.0f %8.2f %8s %6s", fmt.Sprintf("throughput QoS %d (msg/s)", qos), raw, br, ratio,
-			fmt.Sprintf(">=%.1f", goal), passMiss(ratio >= goal))
-		row("%-36s %11.1f%% %11.1f%% %8s %8s %6s", fmt.Sprintf("  delivered QoS %d", qos), median(rawFrac)*100, median(brFrac)*100, "", "", "")
-		row("%-36s %12.0f %12s", fmt.Sprintf("  publisher rate QoS %d (msg/s)", qos), median(pubs), "")
-		row("%-36s %12s %12.1f", fmt.Sprintf("  bridge CPU per message QoS %d (µs)", qos), "", median(e.cpuPerMsg[qos]))
+		ratio := bg.rate / rw.rate
+		row(fmt.Sprintf("throughput QoS %d (msg/s)", qos), f0(rw.rate), f0(mn.rate), f0(bg.rate),
+			f2(ratio), f2(bg.rate/mn.rate), fmt.Sprintf(">=%.1f", goal), passMiss(ratio >= goal))
+		row(fmt.Sprintf("  delivered QoS %d", qos), pct(rw.frac), pct(mn.frac), pct(bg.frac), "", "", "", "")
+		row(fmt.Sprintf("  CPU per delivered msg QoS %d (µs)", qos), f1(rw.cpu), f1(mn.cpu), f1(bg.cpu),
+			f2(bg.cpu/rw.cpu), f2(bg.cpu/mn.cpu), "", "")
+		row(fmt.Sprintf("  MQTT disconnects QoS %d (all rounds)", qos), fmt.Sprint(rw.disc), fmt.Sprint(mn.disc), fmt.Sprint(bg.disc), "", "", "", "")
+		row(fmt.Sprintf("  order violations QoS %d (all rounds)", qos), "", fmt.Sprint(mn.disordered), fmt.Sprint(bg.disordered), "", "", "", "")
+		row(fmt.Sprintf("  publisher rate QoS %d (msg/s)", qos), f0(rw.pub), f0(mn.pub), f0(bg.pub), "", "", "", "")
+		if err := sameShape(srv.Messages(fmt.Sprintf(br.topic, qos)), srv.Messages(fmt.Sprintf(mini.topic, qos))); err != nil {
+			t.Errorf("QoS %d: the bridges do not send the same messages: %v", qos, err)
+		}
 	}
+	t.Logf("connection losses the bridges logged themselves so far: bridge %d, minimal bridge %d",
+		countLines(bridge.LogPath(), "MQTT connection lost"), countLines(e.mini.logPath, "MQTT connection lost"))
 	if *flagProfDir != "" {
-		e.profile(bin)
+		e.profile(bin, miniBin)
 	}
 	// The Danube side's own ceiling: the client alone, max_in_flight sends
 	// in flight, against the same test broker (one unary RPC per message).
 	cl := e.clientCeiling(*flagOutInFl)
-	row("%-36s %12s %12.0f", fmt.Sprintf("  Danube client alone, %d in flight", *flagOutInFl), "", cl)
+	row(fmt.Sprintf("  Danube client alone, %d in flight", *flagOutInFl), "", "", f0(cl), "", "", "", "")
 
 	if *flagOnly == "throughput" {
 		e.print(rows)
@@ -171,20 +244,21 @@ output:
 
 	// (b) latency at 1,000 msg/s, (c) RSS at steady state.
 	lat := e.latency()
-	row("%-36s %12s %12s %8s %8s %6s", "latency p50 publish->Danube ack", lat.rawP50.Round(10*time.Microsecond), lat.p50.Round(10*time.Microsecond), "", "", "")
-	row("%-36s %12s %12s %8s %8s %6s", "latency p99", lat.rawP99.Round(10*time.Microsecond), lat.p99.Round(10*time.Microsecond), "", "", "")
-	row("%-36s %12s %12d", "  samples", "", lat.n)
-	row("%-36s %12s %12s", fmt.Sprintf("RSS steady @%.0f msg/s QoS 1", *flagLatRate), "", harness.MiB(lat.rss))
+	us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
+	row("latency p50 publish->Danube ack", us(lat.rawP50), "", us(lat.p50), "", "", "", "")
+	row("latency p99", us(lat.rawP99), "", us(lat.p99), "", "", "", "")
+	row("  samples", "", "", fmt.Sprint(lat.n), "", "", "", "")
+	row(fmt.Sprintf("RSS steady @%.0f msg/s QoS 1", *flagLatRate), "", "", harness.MiB(lat.rss), "", "", "", "")
 
 	st := e.stall()
-	row("%-36s %12s %12s", fmt.Sprintf("RSS steady @%.0f msg/s QoS 1", *flagStallRate), "", harness.MiB(st.steadyRSS))
+	row(fmt.Sprintf("RSS steady @%.0f msg/s QoS 1", *flagStallRate), "", "", harness.MiB(st.steadyRSS), "", "", "", "")
 	bounded := st.peakRSS <= max(2*st.steadyRSS, st.steadyRSS+64<<20) && st.growthLastHalf < 16<<20
-	row("%-36s %12s %12s %8s %8s %6s", fmt.Sprintf("RSS peak, Danube stalled %v", *flagStallDur), "", harness.MiB(st.peakRSS), "", "bounded", passMiss(bounded))
-	row("%-36s %12s %12s", "  RSS growth, 2nd half of stall", "", harness.MiB(st.growthLastHalf))
-	row("%-36s %12s %12d", "  published during stall phase", "", st.published)
-	row("%-36s %12s %12s %8s %8s %6s", "  backlog drained after stall", "", st.drain.Round(100*time.Millisecond).String(), "", "0 miss", passMiss(st.missing == 0))
-	row("%-36s %12s %12s", "  missing / duplicated", "", fmt.Sprintf("%d / %d", st.missing, st.duplicated))
-	row("%-36s %12s %12d %8s %8s %6s", "  bridge MQTT disconnects in stall", "", st.disconnects, "", "0", passMiss(st.disconnects == 0))
+	row(fmt.Sprintf("RSS peak, Danube stalled %v", *flagStallDur), "", "", harness.MiB(st.peakRSS), "", "", "bounded", passMiss(bounded))
+	row("  RSS growth, 2nd half of stall", "", "", harness.MiB(st.growthLastHalf), "", "", "", "")
+	row("  published during stall phase", "", "", fmt.Sprint(st.published), "", "", "", "")
+	row("  backlog drained after stall", "", "", st.drain.Round(100*time.Millisecond).String(), "", "", "0 miss", passMiss(st.missing == 0))
+	row("  missing / duplicated", "", "", fmt.Sprintf("%d / %d", st.missing, st.duplicated), "", "", "", "")
+	row("  bridge MQTT disconnects in stall", "", "", fmt.Sprint(st.disconnects), "", "", "0", passMiss(st.disconnects == 0))
 
 	e.print(rows)
 }
@@ -198,6 +272,11 @@ func (e *env) print(rows []string) {
 	}
 	if u := e.bridge.Unexpected(); len(u) > 0 {
 		e.t.Errorf("bridge exited on its own: %v", u)
+	}
+	for _, p := range []*program{e.mini, e.raw} {
+		if u := p.Unexpected(); u != "" {
+			e.t.Error(u)
+		}
 	}
 }
 
@@ -233,21 +312,27 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-// waitReady publishes probes on the latency mapping until one reaches Danube.
-func (e *env) waitReady() error {
+func f0(v float64) string  { return fmt.Sprintf("%.0f", v) }
+func f1(v float64) string  { return fmt.Sprintf("%.1f", v) }
+func f2(v float64) string  { return fmt.Sprintf("%.2f", v) }
+func pct(v float64) string { return fmt.Sprintf("%.1f%%", v*100) }
+
+// waitReady publishes probes on topic (QoS 1, 10/s) until arrived says
+// one went through the process under test.
+func (e *env) waitReady(topic string, arrived func() bool) error {
 	ctx, cancel := context.WithTimeout(e.ctx, 90*time.Second)
 	defer cancel()
 	pp, err := harness.NewPublisher(harness.PublisherConfig{URL: e.mq.URL(), ClientID: "bench-probe2",
-		Topic: func(string) string { return "bench/prof/probe" }, Devices: []string{"probe"}, QoS: 1, Clean: true, Rate: 10})
+		Topic: func(string) string { return topic }, Devices: []string{"probe"}, QoS: 1, Clean: true, Rate: 10})
 	if err != nil {
 		return err
 	}
 	defer pp.Close()
 	go pp.Run(ctx)
-	for e.srv.MessageCount("/default/prof") == 0 {
+	for !arrived() {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("no probe reached Danube: %w", ctx.Err())
+			return fmt.Errorf("no probe on %s went through: %w", topic, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -285,45 +370,153 @@ func (e *env) publishN(topicPrefix string, qos byte, n int, idPrefix string) flo
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// rawThroughput: a paho subscriber (auto ack) receives n messages.
-func (e *env) rawThroughput(qos byte, round int) (rate, frac, pubRate float64) {
-	id := fmt.Sprintf("rawq%dr%d", qos, round)
-	sub, err := harness.NewSubscriber(harness.SubscriberConfig{URL: e.mq.URL(), ClientID: id + "-sub",
-		Filter: fmt.Sprintf("raw/%s/+", id), QoS: qos, Clean: true})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer sub.Close()
-	pubRate = e.publishN(fmt.Sprintf("raw/%s/", id), qos, *flagN, id)
-	waitStable(e.ctx, func() int { return int(sub.Count()) }, *flagN, 5*time.Second)
-	first, last := sub.Window()
-	n := sub.Count()
-	return float64(n) / last.Sub(first).Seconds(), float64(n) / float64(*flagN), pubRate
+// target is a process under test in the throughput phases, with its own
+// MQTT topics: the raw subscriber (topic == "") or one of the bridges.
+type target struct {
+	name     string
+	clientID string
+	pid      func() int
+	prefix   string // MQTT topic prefix, %d = QoS
+	topic    string // Danube topic, %d = QoS; "" for the raw subscriber
+	samples  map[byte][]sample
 }
 
-// bridgeThroughput: the same load through the bridge into Danube.
-func (e *env) bridgeThroughput(qos byte, round int) (rate, frac, pubRate float64) {
-	topic := fmt.Sprintf("/default/tp_q%d", qos)
-	base := e.srv.MessageCount(topic)
-	var clock harness.IndexClock
-	cctx, cancel := context.WithCancel(e.ctx)
-	defer cancel()
-	go clock.Follow(cctx, func(ctx context.Context, n int) error { return e.srv.WaitForMessages(ctx, topic, n) },
-		func() int { return e.srv.MessageCount(topic) })
-	time.Sleep(50 * time.Millisecond)
-	id := fmt.Sprintf("brq%dr%d", qos, round)
-	cpu0, _ := harness.ReadProcCPU(e.bridge.PID())
-	pubRate = e.publishN(fmt.Sprintf("bench/q%d/", qos), qos, *flagN, id)
-	waitStable(e.ctx, func() int { return e.srv.MessageCount(topic) - base }, *flagN, 5*time.Second)
-	cancel()
-	cpu1, _ := harness.ReadProcCPU(e.bridge.PID())
-	first, _ := clock.At(base)
-	_, last, n := clock.Window()
-	got := n - base
-	if got > 0 {
-		e.cpuPerMsg[qos] = append(e.cpuPerMsg[qos], float64(cpu1-cpu0)/float64(time.Microsecond)/float64(got))
+// sample is one round of one target at one QoS.
+type sample struct {
+	rate, frac, pub, cpu float64 // msg/s, delivered fraction, publisher msg/s, CPU µs per delivered message
+	disc                 int     // MQTT disconnects of the target, from Mosquitto's log
+	disordered           int     // messages out of their device's order in Danube (bridges only)
+}
+
+func (tg *target) add(qos byte, s sample) {
+	if tg.samples == nil {
+		tg.samples = map[byte][]sample{}
 	}
-	return float64(got) / last.Sub(first).Seconds(), float64(got) / float64(*flagN), pubRate
+	tg.samples[qos] = append(tg.samples[qos], s)
+}
+
+// median of every measure over the rounds; disconnects are summed.
+func (tg *target) median(qos byte) sample {
+	var rate, frac, pub, cpu []float64
+	var out sample
+	for _, s := range tg.samples[qos] {
+		rate, frac, pub, cpu = append(rate, s.rate), append(frac, s.frac), append(pub, s.pub), append(cpu, s.cpu)
+		out.disc += s.disc
+		out.disordered += s.disordered
+	}
+	out.rate, out.frac, out.pub, out.cpu = median(rate), median(frac), median(pub), median(cpu)
+	return out
+}
+
+// measure publishes flagN messages at full speed on the target's topics
+// (at QoS 0 a burst that no one paces) and measures what came out: the
+// raw subscriber's own count and receive times, or the Danube topic's log
+// and when each index appeared. CPU is the target's utime+stime over the
+// phase, per delivered message.
+func (e *env) measure(tg *target, qos byte, round int) sample {
+	var s sample
+	id := fmt.Sprintf("%sq%dr%d", tg.name, qos, round)
+	pid := tg.pid()
+	disc0 := countDisconnects(e.mq.LogPath(), tg.clientID)
+	var got int
+	var first, last time.Time
+	if tg.topic == "" {
+		e.rawReset()
+		cpu0, _ := harness.ReadProcCPU(pid)
+		s.pub = e.publishN(fmt.Sprintf(tg.prefix, qos), qos, *flagN, id)
+		count := func() int {
+			n, _, _, err := e.rawStats()
+			if err != nil {
+				e.t.Logf("raw subscriber stats: %v", err)
+			}
+			return int(n)
+		}
+		waitStable(e.ctx, count, *flagN, 5*time.Second)
+		cpu1, _ := harness.ReadProcCPU(pid)
+		n, f, l, err := e.rawStats()
+		if err != nil {
+			e.t.Fatalf("raw subscriber stats: %v", err)
+		}
+		got, first, last = int(n), f, l
+		s.cpu = cpuPerMsg(cpu1-cpu0, got)
+	} else {
+		topic := fmt.Sprintf(tg.topic, qos)
+		base := e.srv.MessageCount(topic)
+		var clock harness.IndexClock
+		cctx, cancel := context.WithCancel(e.ctx)
+		go clock.Follow(cctx, func(ctx context.Context, n int) error { return e.srv.WaitForMessages(ctx, topic, n) },
+			func() int { return e.srv.MessageCount(topic) })
+		time.Sleep(50 * time.Millisecond)
+		cpu0, _ := harness.ReadProcCPU(pid)
+		s.pub = e.publishN(fmt.Sprintf(tg.prefix, qos), qos, *flagN, id)
+		waitStable(e.ctx, func() int { return e.srv.MessageCount(topic) - base }, *flagN, 5*time.Second)
+		cancel()
+		cpu1, _ := harness.ReadProcCPU(pid)
+		first, _ = clock.At(base)
+		var n int
+		_, last, n = clock.Window()
+		got = n - base
+		s.cpu = cpuPerMsg(cpu1-cpu0, got)
+		s.disordered = orderViolations(e.srv.Messages(topic)[base:])
+	}
+	if got > 0 {
+		s.rate = float64(got) / last.Sub(first).Seconds()
+	}
+	s.frac = float64(got) / float64(*flagN)
+	s.disc = countDisconnects(e.mq.LogPath(), tg.clientID) - disc0
+	return s
+}
+
+// orderViolations counts the messages displaced from their device's order.
+func orderViolations(msgs []danubetest.Message) int {
+	seqs := map[string][]int64{}
+	for _, m := range msgs {
+		if p, err := harness.ParsePayload(m.Payload); err == nil {
+			seqs[p.Dev] = append(seqs[p.Dev], p.Seq)
+		}
+	}
+	n := 0
+	for _, s := range seqs {
+		for _, d := range harness.Displaced(s) {
+			if d {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// sameShape checks that the two bridges send the same kind of message: the
+// same attribute keys and the MQTT topic as the routing key.
+func sameShape(a, b []danubetest.Message) error {
+	if len(a) == 0 || len(b) == 0 {
+		return nil
+	}
+	keys := func(m danubetest.Message) string {
+		var k []string
+		for key := range m.Attributes {
+			k = append(k, key)
+		}
+		sort.Strings(k)
+		return strings.Join(k, ",")
+	}
+	x, y := a[len(a)-1], b[len(b)-1]
+	if keys(x) != keys(y) {
+		return fmt.Errorf("attributes differ: bridge %s, minimal bridge %s", keys(x), keys(y))
+	}
+	for _, m := range []danubetest.Message{x, y} {
+		if !m.HasRoutingKey || m.RoutingKey != m.Attributes["mqtt_topic"] {
+			return fmt.Errorf("routing key %q (set: %v), mqtt_topic %q", m.RoutingKey, m.HasRoutingKey, m.Attributes["mqtt_topic"])
+		}
+	}
+	return nil
+}
+
+func cpuPerMsg(cpu time.Duration, n int) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return float64(cpu) / float64(time.Microsecond) / float64(n)
 }
 
 // waitStable waits until count reaches want or stops moving for quiet.
@@ -550,70 +743,84 @@ func uniqueIDs(srv *danubetest.Server, topic string) int {
 }
 
 // countBridgeDisconnects counts Mosquitto log lines about the bridge's
-// client going away (disconnects, keepalive timeouts).
-func countBridgeDisconnects(path string) int {
+// client going away.
+func countBridgeDisconnects(path string) int { return countDisconnects(path, bridgeID) }
+
+// countDisconnects counts Mosquitto log lines about a client going away:
+// "Client X disconnected." (DISCONNECT), "Client X closed its connection."
+// (the socket closed without DISCONNECT, e.g. paho giving up on a PINGRESP),
+// "Client X has exceeded timeout, disconnecting.", "Socket error on client
+// X, disconnecting." and "Client X already connected, closing old
+// connection.".
+func countDisconnects(path, clientID string) int {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	n := 0
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, "bench-bridge") && (strings.Contains(l, "disconnect") || strings.Contains(l, "timeout") ||
-			strings.Contains(l, "closing")) {
-			n++
+		if strings.Contains(l, " "+clientID+" ") || strings.Contains(l, " "+clientID+",") || strings.Contains(l, " "+clientID+".") {
+			if strings.Contains(l, "disconnect") || strings.Contains(l, "timeout") ||
+				strings.Contains(l, "closing") || strings.Contains(l, "closed its connection") {
+				n++
+			}
 		}
 	}
 	return n
 }
 
-// profile captures a 10 s CPU profile of the bridge under a QoS 1 load.
-func (e *env) profile(bin string) {
+// profile captures a 10 s CPU profile of the bridge, then of the minimal
+// bridge, each under the same load (QoS flagProfQoS), plus a goroutine dump
+// and an execution trace of the bridge.
+func (e *env) profile(bin, miniBin string) {
 	dir := *flagProfDir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		e.t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=10", e.httpPort)
-		resp, err := http.Get(url)
-		if err != nil {
-			e.t.Logf("pprof: %v", err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("bridge-qos%d.pprof", *flagProfQoS)))
-		if err != nil {
-			e.t.Logf("pprof: %v", err)
-			return
-		}
-		defer f.Close()
-		_, _ = io.Copy(f, resp.Body)
-	}()
+	e.profileOne("bridge", e.bridge.PID(), e.httpPort, "bench/prof/", "/default/prof", true)
+	e.profileOne("minibridge", e.mini.PID(), e.miniPprof, "mini/prof/", "/default/mini_prof", false)
+	_ = os.WriteFile(filepath.Join(dir, "binary-path.txt"), []byte(bin+"\n"+miniBin+"\n"), 0o644)
+	for _, name := range []string{"bridge", "minibridge"} {
+		e.t.Logf("CPU profile: go tool pprof -top %s", filepath.Join(dir, fmt.Sprintf("%s-qos%d.pprof", name, *flagProfQoS)))
+	}
+}
+
+func (e *env) profileOne(name string, pid, port int, prefix, topic string, extras bool) {
+	dir := *flagProfDir
 	fetch := func(path, file string) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", e.httpPort, path))
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 		if err != nil {
-			e.t.Logf("pprof %s: %v", path, err)
+			e.t.Logf("pprof %s of %s: %v", path, name, err)
 			return
 		}
 		defer resp.Body.Close()
 		f, err := os.Create(filepath.Join(dir, file))
 		if err != nil {
+			e.t.Logf("pprof: %v", err)
 			return
 		}
 		defer f.Close()
 		_, _ = io.Copy(f, resp.Body)
 	}
+	done := make(chan struct{})
 	go func() {
-		time.Sleep(4 * time.Second)
-		fetch("/debug/pprof/goroutine?debug=1", "goroutines.txt")
-		fetch("/debug/pprof/trace?seconds=2", "bridge.trace")
+		defer close(done)
+		fetch("/debug/pprof/profile?seconds=10", fmt.Sprintf("%s-qos%d.pprof", name, *flagProfQoS))
 	}()
+	if extras {
+		go func() {
+			time.Sleep(4 * time.Second)
+			fetch("/debug/pprof/goroutine?debug=1", "goroutines.txt")
+			fetch("/debug/pprof/trace?seconds=2", "bridge.trace")
+		}()
+	}
+	base := e.srv.MessageCount(topic)
+	cpu0, _ := harness.ReadProcCPU(pid)
 	pctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	var wg sync.WaitGroup
 	for i := 0; i < *flagPublishers; i++ {
-		p, err := harness.NewPublisher(harness.PublisherConfig{URL: e.mq.URL(), ClientID: fmt.Sprintf("prof-pub-%d", i),
-			Topic: func(dev string) string { return "bench/prof/" + dev }, Devices: devices(fmt.Sprintf("pr%d", i)),
+		p, err := harness.NewPublisher(harness.PublisherConfig{URL: e.mq.URL(), ClientID: fmt.Sprintf("prof-%s-pub-%d", name, i),
+			Topic: func(dev string) string { return prefix + dev }, Devices: devices(fmt.Sprintf("pr%d", i)),
 			QoS: byte(*flagProfQoS), Clean: true, MaxInFlight: 1000})
 		if err != nil {
 			e.t.Fatal(err)
@@ -624,10 +831,12 @@ func (e *env) profile(bin string) {
 	wg.Wait()
 	cancel()
 	<-done
+	n := e.srv.MessageCount(topic) - base
+	cpu1, _ := harness.ReadProcCPU(pid)
+	e.t.Logf("profile of %s: %d messages reached Danube in the 10 s, %.0f msg/s, %.1f µs CPU per message", name, n,
+		float64(n)/10, cpuPerMsg(cpu1-cpu0, n))
 	// Let the backlog drain before the next phase.
-	waitStable(e.ctx, func() int { return e.srv.MessageCount("/default/prof") }, 1<<30, 3*time.Second)
-	_ = os.WriteFile(filepath.Join(dir, "binary-path.txt"), []byte(bin+"\n"), 0o644)
-	e.t.Logf("CPU profile in %s (go tool pprof -top %s)", dir, filepath.Join(dir, fmt.Sprintf("bridge-qos%d.pprof", *flagProfQoS)))
+	waitStable(e.ctx, func() int { return e.srv.MessageCount(topic) }, 1<<30, 3*time.Second)
 }
 
 // clientCeiling sends flagN messages with the Danube client alone, inFlight
