@@ -281,9 +281,17 @@ func (in *input) connect(ctx context.Context) error {
 	for _, mp := range in.cfg.mappings {
 		f := mp.filter.Subscription()
 		// 0x80 is MQTT 3.1.1's only failure code; some brokers answer
-		// with MQTT 5 codes (mochi: 0x91, packet identifier in use). Any
-		// code from 0x80 up means the filter is not subscribed.
-		if code, ok := stok.(*paho.SubscribeToken).Result()[f]; ok && code >= 0x80 {
+		// with MQTT 5 codes. mochi answers 0x91 (packet identifier in use)
+		// when the resumed session still has a message in flight under
+		// the SUBSCRIBE's packet id: the session's subscription stays in
+		// force, and reconnecting would only meet the same answer, so it
+		// is a warning. Any other code from 0x80 up is a refusal.
+		code, ok := stok.(*paho.SubscribeToken).Result()[f]
+		switch {
+		case !ok || code < 0x80:
+		case code == 0x91:
+			in.log.Warnf("The MQTT broker answered SUBACK 0x91 (packet identifier in use) to the re-subscription of filter %q: the session's existing subscription stays in force, but a new filter or a changed QoS takes effect only at a later reconnect", f)
+		default:
 			refused = append(refused, fmt.Sprintf("%q (SUBACK 0x%02x)", f, code))
 		}
 	}
