@@ -69,6 +69,14 @@ func allMessages(s *danubetest.Server, base string, partitions int) []danubetest
 }
 
 func TestOrderPerKey10k(t *testing.T) {
+	for _, batch := range []int{1, 64} {
+		t.Run(fmt.Sprintf("batches of %d", batch), func(t *testing.T) { orderPerKey(t, batch) })
+	}
+}
+
+// orderPerKey sends 10,000 messages over 16 keys in batches of batch (as the
+// mqtt input's natural batches arrive) and checks every key's order.
+func orderPerKey(t *testing.T, batch int) {
 	srv := danubetest.NewTestServer(t)
 	env := newEnv(t)
 	const n, keys, parts = 10000, 16, 4
@@ -76,11 +84,12 @@ func TestOrderPerKey10k(t *testing.T) {
 generate:
   count: %d
   interval: ""
+  batch_size: %d
   mapping: |
     let n = counter()
     root = $n.string()
     meta mqtt_topic = "dev-%%d".format($n %% %d)
-`, n, keys), fmt.Sprintf(`
+`, n, batch, keys), fmt.Sprintf(`
 danube:
   url: %s
   topic: /default/orders
