@@ -64,14 +64,8 @@ func TestNackRetriedAndPubackAfterDelivery(t *testing.T) {
 	var mu sync.Mutex
 	attempts := map[string]int{}
 	var early, tainted atomic.Int64
-	ts := startStream(t, fmt.Sprintf(`
-urls: [ %s ]
-client_id: %s
-topic_mappings:
-  - mqtt_topic: %s/#
-    danube_topic: /t/x
-    qos: 1
-`, b.url(), id, id), func(_ context.Context, m *service.Message) error {
+	// One message's outcome, as a per-message output would decide it.
+	consume := func(m *service.Message) error {
 		body, _ := m.AsBytes()
 		mid, _ := m.MetaGetMut("mqtt_message_id")
 		if b.obs.acked(id, uint16(mid.(int))) > 0 {
@@ -93,6 +87,35 @@ topic_mappings:
 		}
 		rec.add(m)
 		return nil
+	}
+	ts := startStreamWith(t, fmt.Sprintf(`
+urls: [ %s ]
+client_id: %s
+topic_mappings:
+  - mqtt_topic: %s/#
+    danube_topic: /t/x
+    qos: 1
+`, b.url(), id, id), nil, func(_ *service.Environment, sb *service.StreamBuilder) {
+		// A batch output that names the messages that failed, as the
+		// danube output does.
+		err := sb.AddBatchConsumerFunc(func(_ context.Context, batch service.MessageBatch) error {
+			var bErr *service.BatchError
+			for i, m := range batch {
+				if err := consume(m); err != nil {
+					if bErr == nil {
+						bErr = service.NewBatchError(batch, err)
+					}
+					bErr.Failed(i, err)
+				}
+			}
+			if bErr != nil {
+				return bErr
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	})
 	ts.waitConnected(t)
 	pub := newPublisher(t, b.url(), id+"-pub", true)

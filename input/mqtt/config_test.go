@@ -264,7 +264,7 @@ func TestConnectErrors(t *testing.T) {
 	if !(w1 >= 400*time.Millisecond && w2 > w1) {
 		t.Errorf("backoff does not grow: %v then %v", w1, w2)
 	}
-	if _, _, err := in.Read(context.Background()); !errors.Is(err, service.ErrNotConnected) {
+	if _, _, err := in.ReadBatch(context.Background()); !errors.Is(err, service.ErrNotConnected) {
 		t.Errorf("Read while down: %v, want ErrNotConnected", err)
 	}
 

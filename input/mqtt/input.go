@@ -26,18 +26,18 @@ import (
 const Name = "mqtt"
 
 func init() {
-	service.MustRegisterInput(Name, Spec(), newFromConfig)
+	service.MustRegisterBatchInput(Name, Spec(), newFromConfig)
 }
 
 // Register adds the mqtt input to env, e.g. an isolated environment in tests.
 func Register(env *service.Environment) error {
-	if err := env.RegisterInput(Name, Spec(), newFromConfig); err != nil {
+	if err := env.RegisterBatchInput(Name, Spec(), newFromConfig); err != nil {
 		return fmt.Errorf("registering the %s input: %w", Name, err)
 	}
 	return nil
 }
 
-func newFromConfig(conf *service.ParsedConfig, mgr *service.Resources) (service.Input, error) {
+func newFromConfig(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchInput, error) {
 	return newInput(conf, mgr)
 }
 
@@ -51,10 +51,9 @@ const (
 	warnEvery = 10 * time.Second
 )
 
-// input implements service.Input. Concurrency: Connect and Read are called by
-// Benthos' input loop (Read possibly from the auto-retry helper goroutine),
-// ack functions from arbitrary goroutines, push from paho's router
-// goroutine.
+// input implements service.BatchInput. Concurrency: Connect and ReadBatch
+// are called by Benthos' input loop, ack functions from arbitrary
+// goroutines, push from paho's router goroutine.
 type input struct {
 	cfg  *config
 	log  *service.Logger
@@ -168,7 +167,7 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 		SetConnectRetry(false).
 		SetResumeSubs(false).
 		SetAutoAckDisabled(true). // PUBACK/PUBREC only from the Benthos ack
-		SetOrderMatters(true).    // handler runs on the router goroutine; it never blocks
+		SetOrderMatters(true).    // handler runs on the router goroutine; it blocks only for bounded QoS 0 back-pressure
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { in.handle(c, m) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			in.log.Warnf("MQTT connection lost: %v", redact.Error(err))
@@ -193,8 +192,9 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 // handle runs on paho's router goroutine for every PUBLISH (no routes are
 // registered, so everything reaches the default handler exactly once,
 // including messages a persistent session delivers before SUBACK). It must
-// never block: it only appends to the queue, or acknowledges a retained
-// replay it skips (skipReplay).
+// block only for QoS 0 back-pressure (queue.push, bounded); otherwise it
+// appends to the queue, or acknowledges a retained replay it skips
+// (skipReplay).
 func (in *input) handle(c *connection, m paho.Message) {
 	if m.Qos() > 0 && c.acks != nil {
 		m = c.acks.track(m)
@@ -202,10 +202,10 @@ func (in *input) handle(c *connection, m paho.Message) {
 	if in.skipReplay(c, m) {
 		return
 	}
-	if !in.q.push(m, time.Now().UnixNano()) {
+	if !in.q.push(m, time.Now().UnixNano(), c.lost) {
 		in.mQoS0Dropped.Incr(1)
 		in.dropped0.Add(1)
-		in.warnQoS0.warn(in.log, "dropping QoS 0 messages: %d already wait for the pipeline (max_unacked); last dropped topic %q", in.cfg.maxUnacked, m.Topic())
+		in.warnQoS0.warn(in.log, "dropping QoS 0 messages: %d already wait for the pipeline (max_unacked), and it took none for %v; last dropped topic %q", in.cfg.maxUnacked, qos0MaxBlock, m.Topic())
 	}
 }
 
@@ -315,178 +315,6 @@ func waitToken(ctx context.Context, tok paho.Token, limit time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return fmt.Errorf("no answer from the broker within %v", limit)
-	}
-}
-
-// Read hands the next message to the pipeline: a nacked message whose retry
-// backoff has passed first, else the oldest received one. It blocks while
-// max_unacked messages are unacknowledged (nacked ones keep their slot), and
-// returns service.ErrNotConnected when the connection is lost and nothing
-// received earlier is still waiting.
-func (in *input) Read(ctx context.Context) (*service.Message, service.AckFunc, error) {
-	in.readCalls.Add(1)
-	haveSlot := false
-	defer func() {
-		if haveSlot {
-			<-in.slots
-		}
-	}()
-	for {
-		var wait time.Duration
-		if in.nRetries.Load() > 0 {
-			var it *delivery
-			if it, wait = in.nextRetry(time.Now()); it != nil {
-				// Rebuilt from the MQTT message: the pipeline may have
-				// changed the previous delivery.
-				msg, _ := in.toMessage(it.m)
-				return msg, in.ackFunc(it), nil
-			}
-		}
-		if !haveSlot {
-			select {
-			case in.slots <- struct{}{}:
-				haveSlot = true
-			default:
-			}
-		}
-		if haveSlot {
-			if e, ok := in.q.pop(); ok {
-				haveSlot = false
-				in.take(e.m)
-				d := &delivery{m: e.m, at: e.at}
-				in.ledger.add(d)
-				msg, r := in.toMessage(e.m)
-				in.countArrival(e.m, msg, r)
-				return msg, in.ackFunc(d), nil
-			}
-		}
-		c := in.conn.Load()
-		if (c == nil || c.isLost()) && wait == 0 && in.q.len() == 0 {
-			return nil, nil, service.ErrNotConnected
-		}
-		var lost chan struct{}
-		if c != nil {
-			lost = c.lost
-		}
-		var slotCh chan struct{}
-		if !haveSlot {
-			slotCh = in.slots
-		}
-		var timer *time.Timer
-		var timerC <-chan time.Time
-		if wait > 0 {
-			timer = time.NewTimer(wait)
-			timerC = timer.C
-		}
-		select {
-		case slotCh <- struct{}{}:
-			haveSlot = true
-		case <-in.q.notify:
-		case <-in.retryNotify:
-		case <-timerC:
-		case <-lost:
-		case <-ctx.Done():
-			stopTimer(timer)
-			return nil, nil, ctx.Err()
-		case <-in.closed:
-			stopTimer(timer)
-			return nil, nil, service.ErrNotConnected
-		}
-		stopTimer(timer)
-	}
-}
-
-func stopTimer(t *time.Timer) {
-	if t != nil {
-		t.Stop()
-	}
-}
-
-// delivery is one received MQTT message on its way through the pipeline.
-// Every (re)delivery builds a fresh Benthos message from it.
-type delivery struct {
-	m        paho.Message
-	at       int64 // arrival, unix nanoseconds
-	attempts int
-	due      time.Time
-	settled  bool // acknowledged; guarded by the ledger's lock
-}
-
-// retryDelay is the wait before re-delivering a message nacked attempts
-// times: the first two retries are immediate, then 1 ms doubling to 1 s.
-func retryDelay(attempts int) time.Duration {
-	if attempts <= 2 {
-		return 0
-	}
-	return min(time.Millisecond<<min(attempts-3, 10), time.Second)
-}
-
-// nextRetry returns a nacked message that is due, or the wait until the
-// earliest one is (0 when none is pending).
-func (in *input) nextRetry(now time.Time) (*delivery, time.Duration) {
-	in.retryMu.Lock()
-	defer in.retryMu.Unlock()
-	var wait time.Duration
-	for i, it := range in.retries {
-		if !it.due.After(now) {
-			in.retries = append(in.retries[:i], in.retries[i+1:]...)
-			in.nRetries.Add(-1)
-			return it, 0
-		}
-		if d := it.due.Sub(now); wait == 0 || d < wait {
-			wait = d
-		}
-	}
-	return nil, wait
-}
-
-func (in *input) pushRetry(it *delivery) {
-	it.attempts++
-	it.due = time.Now().Add(retryDelay(it.attempts))
-	in.retryMu.Lock()
-	in.retries = append(in.retries, it)
-	in.nRetries.Add(1)
-	in.retryMu.Unlock()
-	select {
-	case in.retryNotify <- struct{}{}:
-	default:
-	}
-}
-
-// ackFunc returns the Benthos ack for one delivery. On success it sends the
-// PUBACK (QoS 1) or PUBREC (QoS 2) through paho and frees the slot. On a nack
-// with auto_replay_nacks the message is queued for re-delivery, keeping its
-// slot and withholding the broker ack; without auto_replay_nacks a nack means
-// "drop": the message is acknowledged to the broker so it does not hold an
-// in-flight slot forever.
-func (in *input) ackFunc(it *delivery) service.AckFunc {
-	var done atomic.Bool
-	return func(_ context.Context, err error) error {
-		if !done.CompareAndSwap(false, true) {
-			return nil
-		}
-		if err != nil {
-			if in.autoReplay {
-				in.pushRetry(it)
-				return nil
-			}
-			in.mNackDropped.Incr(1)
-			in.warnNack.warn(in.log, "dropping a message the output rejected (auto_replay_nacks is false), topic %q: %v", it.m.Topic(), err)
-		}
-		if it.m.Qos() > 0 {
-			// Paho drops the ack if the message came from an earlier
-			// connection; a persistent session redelivers it.
-			if r, ok := it.m.(*tracked); ok {
-				r.rel.complete(r) // in arrival order, counted when sent
-			} else {
-				it.m.Ack()
-				in.mAcks.Incr(1)
-			}
-		}
-		in.release(it.m)
-		in.ledger.done(it)
-		<-in.slots
-		return nil
 	}
 }
 
@@ -635,8 +463,8 @@ func (in *input) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		c.markLost() // first: releases a handler blocked on QoS 0 back-pressure
 		c.client.Disconnect(disconnectQuiesce)
-		c.markLost()
 	}()
 	select {
 	case <-done:

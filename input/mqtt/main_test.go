@@ -138,7 +138,7 @@ func startStreamWith(t testing.TB, inputYAML string, consume func(context.Contex
 	t.Helper()
 	env := service.NewEnvironment()
 	inCh := make(chan *input, 1)
-	err := env.RegisterInput(Name, Spec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.Input, error) {
+	err := env.RegisterBatchInput(Name, Spec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchInput, error) {
 		in, err := newInput(conf, mgr)
 		if err != nil {
 			return nil, err
@@ -156,8 +156,10 @@ func startStreamWith(t testing.TB, inputYAML string, consume func(context.Contex
 	if err := b.AddInputYAML("mqtt:\n" + indent(inputYAML, "  ")); err != nil {
 		t.Fatalf("input yaml: %v", err)
 	}
-	if err := b.AddConsumerFunc(consume); err != nil {
-		t.Fatal(err)
+	if consume != nil { // nil: setup adds the consumer
+		if err := b.AddConsumerFunc(consume); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if setup != nil {
 		setup(env, b)

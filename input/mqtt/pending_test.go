@@ -57,10 +57,10 @@ topic_mappings:
 				pub.publishWait(t, fmt.Sprintf("%s/zero/%d", id, i), 0, "x")
 			}
 			waitFor(t, 10*time.Second, "7 messages in the input", func() bool { return in.q.len() == 7 })
-			for range 3 { // read, never acknowledged: the output is stuck
-				if _, _, err := in.Read(ctx); err != nil {
-					t.Fatal(err)
-				}
+			// One natural batch of max_unacked messages, read and never
+			// acknowledged: the output is stuck.
+			if batch, _, err := in.ReadBatch(ctx); err != nil || len(batch) != 3 {
+				t.Fatalf("read %d messages (want 3): %v", len(batch), err)
 			}
 			if err := in.Close(ctx); err != nil {
 				t.Fatal(err)

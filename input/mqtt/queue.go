@@ -2,23 +2,40 @@ package mqtt
 
 import (
 	"sync"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// queue is the hand-off between paho's router goroutine (push, which must
-// never block) and Read (pop). QoS 1/2 messages are always accepted: their
-// number is bounded by the broker's in-flight window, because each one holds
-// a slot until we acknowledge it. QoS 0 messages are accepted only while
-// fewer than maxQoS0 of them are waiting; the caller counts the drops.
+// queue is the hand-off between paho's router goroutine (push) and ReadBatch
+// (pop). QoS 1/2 messages are always accepted at once: their number is
+// bounded by the broker's in-flight window, because each one holds a slot
+// until we acknowledge it.
+//
+// QoS 0 has no window, so its back-pressure is the socket: when maxQoS0 QoS 0
+// messages wait, push blocks paho's router until the pipeline takes one. paho
+// then stops reading the connection, TCP flow control holds the flood in the
+// MQTT broker (where MQTT puts QoS 0 loss), and nothing is read only to be
+// dropped. The block is bounded: paho reads PINGRESP on the same goroutine
+// chain, so a reader blocked for longer than the ping timeout (10 s) loses the
+// connection. A push that waited maxBlock without the pipeline taking
+// anything drops its message, and so does every QoS 0 push after it until the
+// pipeline takes a message again (shedding); the caller counts the drops.
 type queue struct {
-	mu      sync.Mutex
-	items   []queued
-	head    int
-	qos0    int
-	maxQoS0 int
-	notify  chan struct{} // capacity 1: "something was pushed"
+	mu       sync.Mutex
+	items    []queued
+	head     int
+	qos0     int
+	maxQoS0  int
+	maxBlock time.Duration
+	shedding bool          // a QoS 0 push timed out and nothing was taken since
+	notify   chan struct{} // capacity 1: "something was pushed"
+	space    chan struct{} // capacity 1: "a QoS 0 message was taken"
 }
+
+// qos0MaxBlock bounds how long push holds paho's reader for one QoS 0
+// message when the pipeline takes nothing: half of paho's 10 s ping timeout.
+const qos0MaxBlock = 5 * time.Second
 
 // queued is a received message and when it arrived (unix nanoseconds).
 type queued struct {
@@ -27,18 +44,43 @@ type queued struct {
 }
 
 func newQueue(maxQoS0 int) *queue {
-	return &queue{maxQoS0: maxQoS0, notify: make(chan struct{}, 1)}
+	return &queue{maxQoS0: maxQoS0, maxBlock: qos0MaxBlock, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
-// push appends m and reports false when a QoS 0 message was dropped because
-// the QoS 0 bound was reached.
-func (q *queue) push(m paho.Message, at int64) bool {
+// push appends m. A QoS 0 message waits for room (see queue) until stop is
+// closed or maxBlock passes without the pipeline taking anything; push
+// reports false when it was dropped.
+func (q *queue) push(m paho.Message, at int64, stop <-chan struct{}) bool {
 	q.mu.Lock()
 	if m.Qos() == 0 {
-		if q.qos0 >= q.maxQoS0 {
+		var timer *time.Timer
+		for q.qos0 >= q.maxQoS0 {
+			if q.shedding {
+				q.mu.Unlock()
+				stopTimer(timer)
+				return false
+			}
 			q.mu.Unlock()
-			return false
+			if timer == nil {
+				timer = time.NewTimer(q.maxBlock)
+			}
+			select {
+			case <-q.space:
+			case <-stop:
+				stopTimer(timer)
+				return false
+			case <-timer.C:
+				q.mu.Lock()
+				if q.qos0 >= q.maxQoS0 {
+					q.shedding = true
+					q.mu.Unlock()
+					return false
+				}
+				q.mu.Unlock()
+			}
+			q.mu.Lock()
 		}
+		stopTimer(timer)
 		q.qos0++
 	}
 	q.items = append(q.items, queued{m: m, at: at})
@@ -70,6 +112,11 @@ func (q *queue) pop() (queued, bool) {
 	}
 	if m.m.Qos() == 0 {
 		q.qos0--
+		q.shedding = false
+		select {
+		case q.space <- struct{}{}:
+		default:
+		}
 	}
 	return m, true
 }
