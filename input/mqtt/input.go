@@ -163,7 +163,8 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 		SetKeepAlive(cfg.keepalive).
 		SetConnectTimeout(cfg.connectTimeout).
 		SetWriteTimeout(cfg.connectTimeout).
-		SetAutoReconnect(false). // we own the reconnect loop (fresh client, backoff, resubscribe)
+		SetCustomOpenConnectionFn(openConnection). // a buffered reader under paho
+		SetAutoReconnect(false).                   // we own the reconnect loop (fresh client, backoff, resubscribe)
 		SetConnectRetry(false).
 		SetResumeSubs(false).
 		SetAutoAckDisabled(true). // PUBACK/PUBREC only from the Benthos ack

@@ -1,0 +1,159 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+// selfSigned returns a TLS certificate for 127.0.0.1.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// freeLoopback returns a loopback address nothing listens on.
+func freeLoopback(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// TestTransports: the input's own dialer (a buffered reader under paho)
+// connects over every transport paho offers, and messages flow over each.
+func TestTransports(t *testing.T) {
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	tcpAddr, tlsAddr, wsAddr := freeLoopback(t), freeLoopback(t), freeLoopback(t)
+	sock := filepath.Join(t.TempDir(), "mqtt.sock")
+	for _, l := range []listeners.Listener{
+		listeners.NewTCP(listeners.Config{ID: "tcp", Address: tcpAddr}),
+		listeners.NewTCP(listeners.Config{ID: "tls", Address: tlsAddr, TLSConfig: &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}}),
+		listeners.NewWebsocket(listeners.Config{ID: "ws", Address: wsAddr}),
+		listeners.NewUnixSock(listeners.Config{ID: "unix", Address: sock}),
+	} {
+		if err := srv.AddListener(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+
+	for _, tc := range []struct{ name, url, extra string }{
+		{"tcp", "tcp://" + tcpAddr, ""},
+		{"ssl", "ssl://" + tlsAddr, "tls: { enabled: true, skip_cert_verify: true }\n"},
+		{"ws", "ws://" + wsAddr, ""},
+		{"unix", "unix://" + sock, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := runID(t)
+			got := make(chan string, 1)
+			ts := startStream(t, fmt.Sprintf(`
+urls: [ %q ]
+client_id: %s-bridge
+%stopic_mappings:
+  - mqtt_topic: %[2]s/#
+    danube_topic: /t/x
+`, tc.url, id, tc.extra), func(_ context.Context, m *service.Message) error {
+				b, _ := m.AsBytes()
+				select {
+				case got <- string(b):
+				default:
+				}
+				return nil
+			})
+			ts.waitConnected(t)
+			c := ts.in.conn.Load()
+			pub := newPublisher(t, "tcp://"+tcpAddr, id+"-pub", true)
+			pub.publishWait(t, id+"/a", 1, "over "+tc.name)
+			select {
+			case b := <-got:
+				if b != "over "+tc.name {
+					t.Fatalf("got %q", b)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no message")
+			}
+			if c == nil {
+				t.Fatal("no connection")
+			}
+		})
+	}
+}
+
+func TestOpenConnectionBuffersReads(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			_, _ = c.Write([]byte("abc"))
+			_ = c.Close()
+		}
+	}()
+	u, _ := url.Parse("tcp://" + l.Addr().String())
+	conn, err := openConnection(u, *pahoOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if _, ok := conn.(*bufferedConn); !ok {
+		t.Fatalf("%T is not buffered", conn)
+	}
+	b := make([]byte, 1)
+	for _, want := range "abc" {
+		if _, err := conn.Read(b); err != nil || rune(b[0]) != want {
+			t.Fatalf("read %q, %v", b, err)
+		}
+	}
+	if _, err := dialBroker(&url.URL{Scheme: "ftp", Host: "x:1"}, *pahoOptions()); err == nil {
+		t.Fatal("an unknown scheme dialled")
+	}
+}
+
+func pahoOptions() *paho.ClientOptions { return paho.NewClientOptions().SetConnectTimeout(5 * time.Second) }
