@@ -156,4 +156,6 @@ func TestOpenConnectionBuffersReads(t *testing.T) {
 	}
 }
 
-func pahoOptions() *paho.ClientOptions { return paho.NewClientOptions().SetConnectTimeout(5 * time.Second) }
+func pahoOptions() *paho.ClientOptions {
+	return paho.NewClientOptions().SetConnectTimeout(5 * time.Second)
+}
