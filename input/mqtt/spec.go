@@ -89,7 +89,7 @@ func Spec() *service.ConfigSpec {
 				Description("Last-will message the broker publishes when the bridge disconnects uncleanly.").
 				Advanced(),
 			service.NewIntField(fieldMaxUnacked).
-				Description("Maximum number of messages handed to the pipeline and not yet acknowledged. When reached, the input stops reading: QoS 1/2 messages then wait in the broker's in-flight window (withheld acks), and QoS 0 messages beyond another `max_unacked` waiting messages are dropped and counted in `mqtt_input_qos0_dropped`.").
+				Description("Maximum number of messages handed to the pipeline and not yet acknowledged. When reached, the input stops handing messages over: QoS 1/2 messages then wait in the broker's in-flight window (withheld acks); once another `max_unacked` QoS 0 messages wait, the input stops reading the connection (for at most 5 s without progress, then they are dropped and counted in `mqtt_input_qos0_dropped`).").
 				Default(1024).
 				Advanced(),
 			service.NewBoolField(fieldOrderedAcks).
@@ -201,13 +201,22 @@ message never stops the others. ` + "`mqtt_input_oldest_unacked_age_seconds`" + 
 
 == Flow control
 
-At most ` + "`max_unacked`" + ` messages are in the pipeline unacknowledged. The network loop is never blocked:
-received messages are queued and the input stops handing them over when the bound is reached. For QoS 1/2
-the broker's in-flight window (Mosquitto ` + "`max_inflight_messages`" + `, default 20) limits how many the
-broker sends without an acknowledgement, so withheld acks are the backpressure and nothing is dropped; the
-queue is bounded by that window. Keep-alive pings continue during an output stall. QoS 0 has no window:
-past ` + "`max_unacked`" + ` waiting QoS 0 messages, new ones are dropped, counted in
-` + "`mqtt_input_qos0_dropped`" + ` and logged (rate-limited).
+Each read hands the pipeline a natural batch: every message already waiting, up to 256, without ever waiting
+for more. At low load a batch is one message, so no latency is added; under load batches grow by themselves
+and Benthos' per-transaction work (processors, the output's batching stage, the write) is paid once per batch.
+Each batch is one Benthos transaction; when the output reports which messages of a batch failed (the
+` + "`danube`" + ` output does), only those are retried. PUBACKs still go out per message, in arrival order, each
+only after the output confirmed its message.
+
+At most ` + "`max_unacked`" + ` messages are in the pipeline unacknowledged. For QoS 1/2 the broker's in-flight window
+(Mosquitto ` + "`max_inflight_messages`" + `, default 20) limits how many the broker sends without an acknowledgement,
+so withheld acks are the backpressure and nothing is dropped; the queue is bounded by that window, and
+keep-alive pings continue during an output stall. QoS 0 has no window, so its backpressure is the socket: once
+` + "`max_unacked`" + ` QoS 0 messages wait, the input stops reading the connection until the pipeline takes one, and
+TCP flow control holds the flood in the MQTT broker (where MQTT puts QoS 0 loss). Paho reads keep-alive answers
+on the same path, so the pause is bounded: when the pipeline takes nothing for 5 s (half of Paho's 10 s ping
+timeout), waiting QoS 0 messages are dropped until it takes one again, counted in
+` + "`mqtt_input_qos0_dropped`" + ` and logged (rate-limited); QoS 1/2 messages are never dropped.
 
 == Topic mappings
 
