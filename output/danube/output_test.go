@@ -548,3 +548,29 @@ generate:
 	}
 	assert.Equal(t, 12, total)
 }
+
+// TestAttributeValuesAsBenthosFormatsThem: attribute values are the text
+// Benthos gives metadata of every type (the output formats common types
+// itself, for speed).
+func TestAttributeValuesAsBenthosFormatsThem(t *testing.T) {
+	srv := danubetest.NewTestServer(t)
+	produce := producerStream(t, newEnv(t), fmt.Sprintf(`danube: { url: %s, topic: /default/attrs }`, srv.URL()))
+	m := service.NewMessage([]byte("x"))
+	values := map[string]any{
+		"s": "text", "i": 42, "i64": int64(-7), "u64": uint64(9), "f": 2.5, "b": true,
+		"bytes": []byte("raw"), "list": []any{"a", 1}, "obj": map[string]any{"k": "v"},
+	}
+	for k, v := range values {
+		m.MetaSetMut(k, v)
+	}
+	want := map[string]string{}
+	for k := range values {
+		want[k], _ = m.MetaGet(k)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, produce(ctx, m))
+	msgs := srv.Messages("/default/attrs")
+	require.Len(t, msgs, 1)
+	assert.Equal(t, want, msgs[0].Attributes)
+}
