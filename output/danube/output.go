@@ -189,11 +189,12 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 }
 
 // orderedBatchPolicy returns the user's batching policy with one more batch
-// processor appended: a mutation stamping metaSeq with a counter. Benthos
+// processor appended: the stamper (stamp.go), numbering metaSeq. Benthos
 // runs batch processors in the output's single batching goroutine, before the
 // max_in_flight writer goroutines race each other, so the stamp is the order
 // in which the pipeline emitted the messages. A no-op policy becomes count 1,
-// which flushes every message immediately.
+// which flushes every message immediately, and an upstream batch whole (the
+// batcher adds all of a transaction's messages before it flushes).
 func orderedBatchPolicy(env *service.Environment, conf *service.ParsedConfig) (service.BatchPolicy, error) {
 	user, err := conf.FieldBatchPolicy(fieldBatching)
 	if err != nil {
@@ -216,7 +217,7 @@ func orderedBatchPolicy(env *service.Environment, conf *service.ParsedConfig) (s
 	if p, ok := m["processors"].([]any); ok {
 		procs = append(procs, p...)
 	}
-	procs = append(procs, map[string]any{"mutation": "meta " + metaSeq + " = counter()"})
+	procs = append(procs, map[string]any{stampProcessorName: map[string]any{}})
 	m["processors"] = procs
 	js, err := json.Marshal(map[string]any{fieldBatching: m})
 	if err != nil {

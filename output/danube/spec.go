@@ -8,10 +8,6 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/configlint"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
-
-	// The ordering stage appends a `mutation` processor (with the `counter()`
-	// Bloblang function) to the output's batching policy; both live in pure.
-	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 )
 
 // Field names of the danube output.
