@@ -45,18 +45,6 @@ func selfSigned(t *testing.T) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// freeLoopback returns a loopback address nothing listens on.
-func freeLoopback(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
 // TestTransports: the input's own dialer (a buffered reader under paho)
 // connects over every transport paho offers, and messages flow over each.
 func TestTransports(t *testing.T) {
@@ -64,7 +52,7 @@ func TestTransports(t *testing.T) {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	tcpAddr, tlsAddr, wsAddr := freeLoopback(t), freeLoopback(t), freeLoopback(t)
+	tcpAddr, tlsAddr, wsAddr := closedPort(t), closedPort(t), closedPort(t)
 	sock := filepath.Join(t.TempDir(), "mqtt.sock")
 	for _, l := range []listeners.Listener{
 		listeners.NewTCP(listeners.Config{ID: "tcp", Address: tcpAddr}),

@@ -258,21 +258,21 @@ func (g *gaugeCapture) Close(context.Context) error { return nil }
 // TestGaugesFollowThePipeline stalls the pipeline with max_unacked
 // messages in it and checks that mqtt_input_unacked and mqtt_input_queued
 // show it, and return to 0 once everything is acknowledged.
-func TestGaugesFollowThePipeline(t *testing.T) {
-	b := newTestBroker(t, false)
-	id := runID(t)
-	capture := &gaugeCapture{gauges: map[string]int64{}}
-	release := make(chan struct{})
-	var got atomic.Int64
-	ts := startStreamWith(t, fmt.Sprintf(`
+// stalledGaugeStream starts a stream whose consumer holds every message
+// until release is closed (counting them in got), with the gauges captured.
+func stalledGaugeStream(t *testing.T, b *testBroker, id, extra string) (ts *testStream, capture *gaugeCapture, release chan struct{}, got *atomic.Int64) {
+	t.Helper()
+	capture = &gaugeCapture{gauges: map[string]int64{}}
+	release = make(chan struct{})
+	got = &atomic.Int64{}
+	ts = startStreamWith(t, fmt.Sprintf(`
 urls: [ %s ]
 client_id: %s-bridge
-max_unacked: 4
-topic_mappings:
+%stopic_mappings:
   - mqtt_topic: %[2]s/#
     danube_topic: /g/t
     qos: 1
-`, b.url(), id), func(ctx context.Context, _ *service.Message) error {
+`, b.url(), id, extra), func(ctx context.Context, _ *service.Message) error {
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -290,6 +290,13 @@ topic_mappings:
 		}
 	})
 	ts.waitConnected(t)
+	return ts, capture, release, got
+}
+
+func TestGaugesFollowThePipeline(t *testing.T) {
+	b := newTestBroker(t, false)
+	id := runID(t)
+	ts, capture, release, got := stalledGaugeStream(t, b, id, "max_unacked: 4\n")
 	pub := newPublisher(t, b.url(), id+"-pub", true)
 	for i := range 10 {
 		pub.c.Publish(fmt.Sprintf("%s/d%d", id, i), 1, false, "x")
@@ -316,34 +323,7 @@ topic_mappings:
 func TestOldestUnackedAge(t *testing.T) {
 	b := newTestBroker(t, false)
 	id := runID(t)
-	capture := &gaugeCapture{gauges: map[string]int64{}}
-	release := make(chan struct{})
-	var got atomic.Int64
-	ts := startStreamWith(t, fmt.Sprintf(`
-urls: [ %s ]
-client_id: %s-bridge
-topic_mappings:
-  - mqtt_topic: %[2]s/#
-    danube_topic: /g/t
-    qos: 1
-`, b.url(), id), func(ctx context.Context, _ *service.Message) error {
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		got.Add(1)
-		return nil
-	}, func(env *service.Environment, sb *service.StreamBuilder) {
-		if err := env.RegisterMetricsExporter("gauge_capture", service.NewConfigSpec(),
-			func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return capture, nil }); err != nil {
-			t.Fatal(err)
-		}
-		if err := sb.SetMetricsYAML("gauge_capture: {}"); err != nil {
-			t.Fatal(err)
-		}
-	})
-	ts.waitConnected(t)
+	_, capture, release, got := stalledGaugeStream(t, b, id, "")
 	waitFor(t, 5*time.Second, "the gauge at 0 when idle", func() bool {
 		v, ok := capture.get(metricOldestUnacked)
 		return ok && v == 0

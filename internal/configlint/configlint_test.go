@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -14,25 +13,9 @@ import (
 )
 
 // warnings collects what the test rule writes as warnings (the rule is
-// registered once per process, so its writer is too).
-var warnings syncBuffer
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// registered once per process, so its writer is too). Lint runs the rule on
+// the test's goroutine.
+var warnings strings.Builder
 
 func testSpec() *service.ConfigSpec {
 	rule := configlint.Rule("configlint_test_lints", "configlint_test input", testSpec, func(conf *service.ParsedConfig) []string {
