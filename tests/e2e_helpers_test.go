@@ -5,7 +5,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
+	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 )
 
 // binPath is the benthos-danube binary built by TestMain.
@@ -126,28 +125,10 @@ func configFile(t testing.TB, name, prefix string) string {
 	return strings.ReplaceAll(string(b), "mqtt_topic: ", "mqtt_topic: "+prefix+"/")
 }
 
-// syncBuffer collects a subprocess's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running benthos-danube subprocess.
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 	done           chan struct{}
 	waitErr        error
 }
@@ -171,7 +152,7 @@ func startBinIn(t testing.TB, dir string, env map[string]string, args ...string)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &proc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	require.NoError(t, cmd.Start())
 	go func() {

@@ -11,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 )
 
 // Short broker policies so redelivery tests stay fast.
@@ -111,28 +111,10 @@ func buildBroker(t *testing.T) string {
 	return bin
 }
 
-// syncBuffer is a bytes.Buffer safe for the exec copier and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 type brokerProc struct {
 	cmd     *exec.Cmd
 	addr    string
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	done    chan struct{}
 	waitErr error // valid once done is closed
 }
@@ -164,7 +146,7 @@ func tryStart(t *testing.T, bin string, args []string) (*brokerProc, error) {
 	addr := l.Addr().String()
 	_ = l.Close()
 
-	b := &brokerProc{addr: addr, out: &syncBuffer{}, done: make(chan struct{})}
+	b := &brokerProc{addr: addr, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(bin, append([]string{"-addr", addr}, args...)...)
 	b.cmd.Stdout = b.out
 	b.cmd.Stderr = b.out

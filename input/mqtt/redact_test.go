@@ -1,42 +1,24 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 )
-
-// logBuffer collects the log lines of an input under test.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // newLoggedInput builds the input from yaml with a captured debug logger.
 // Close runs on cleanup (again, if the test closed it).
-func newLoggedInput(t *testing.T, yaml string) (*input, *logBuffer, error) {
+func newLoggedInput(t *testing.T, yaml string) (*input, *syncbuf.Buffer, error) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	conf, err := Spec().ParseYAML(yaml, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,36 +5,19 @@ import (
 	"context"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the view goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var arrivedRE = regexp.MustCompile(`arrived in Danube: (\d+)`)
 
 func TestRunShowsArrivalsAndStopsCleanly(t *testing.T) {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	done := make(chan error, 1)
@@ -74,7 +57,7 @@ func TestRunShowsArrivalsAndStopsCleanly(t *testing.T) {
 }
 
 func TestRunBadConfig(t *testing.T) {
-	err := Run(context.Background(), Options{Out: &syncBuffer{}, ConfigYAML: []byte("input:\n  nope: {}\n")})
+	err := Run(context.Background(), Options{Out: &syncbuf.Buffer{}, ConfigYAML: []byte("input:\n  nope: {}\n")})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "loading the pipeline config")
 }

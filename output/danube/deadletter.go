@@ -155,7 +155,7 @@ func causeFromMeta(msg *service.Message) *dlCause {
 	return c
 }
 
-// write sends one dead-letter record for msg and returns nil once the
+// writeDeadLetter sends one dead-letter record for msg and returns nil once the
 // destination has it.
 func (o *output) writeDeadLetter(ctx context.Context, msg *service.Message, payload []byte, c *dlCause) error {
 	dl := o.dl
@@ -164,9 +164,9 @@ func (o *output) writeDeadLetter(ctx context.Context, msg *service.Message, payl
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	_ = msg.MetaWalk(func(k, v string) error {
+	_ = msg.MetaWalkMut(func(k string, v any) error {
 		if strings.HasPrefix(k, "mqtt_") {
-			attrs[k] = v
+			attrs[k] = metaString(msg, k, v)
 		}
 		return nil
 	})

@@ -574,3 +574,16 @@ func TestAttributeValuesAsBenthosFormatsThem(t *testing.T) {
 	require.Len(t, msgs, 1)
 	assert.Equal(t, want, msgs[0].Attributes)
 }
+
+// TestRegisterOnEmptyEnvironment: Register brings everything the output
+// needs, its ordering stage's processor included, into an environment that
+// starts empty.
+func TestRegisterOnEmptyEnvironment(t *testing.T) {
+	env := service.NewEmptyEnvironment()
+	require.NoError(t, danubeout.Register(env))
+	var outputs, processors []string
+	env.WalkOutputs(func(name string, _ *service.ConfigView) { outputs = append(outputs, name) })
+	env.WalkProcessors(func(name string, _ *service.ConfigView) { processors = append(processors, name) })
+	assert.Equal(t, []string{"danube"}, outputs)
+	assert.Equal(t, []string{"danube_output_order_stamp"}, processors)
+}

@@ -1,43 +1,25 @@
 package danubeout
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 )
-
-// logBuffer collects the log lines of an output under test.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // newTestOutput builds the output from yaml with a captured logger; Close
 // runs on cleanup.
-func newTestOutput(t *testing.T, yaml string) (*output, *logBuffer) {
+func newTestOutput(t *testing.T, yaml string) (*output, *syncbuf.Buffer) {
 	t.Helper()
 	conf, err := Spec().ParseYAML(yaml, service.NewEnvironment())
 	require.NoError(t, err)
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := service.NewLoggerFromSlog(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	o, err := newOutput(conf, service.MockResources(service.MockResourcesOptUseLogger(logger)))
 	require.NoError(t, err)

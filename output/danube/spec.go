@@ -204,9 +204,15 @@ output:
 `)
 }
 
-// Register registers the danube output on env. The package's init registers it
-// on the global environment; tests use an isolated environment.
+// Register registers the danube output (and its ordering stage's processor)
+// on env. The package's init registers them on the global environment; tests
+// use an isolated environment.
 func Register(env *service.Environment) error {
+	// The ordering stage's processor, parsed from the output's batching
+	// policy on env.
+	if err := registerStamper(env); err != nil {
+		return err
+	}
 	if err := env.RegisterBatchOutput(OutputName, Spec(),
 		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
 			return newFromConfig(env, conf, mgr)

@@ -2,6 +2,7 @@ package danubeout
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -12,12 +13,14 @@ import (
 // registered for that use only.
 const stampProcessorName = "danube_output_order_stamp"
 
-func init() {
+// registerStamper registers the stamp processor on env, where the output's
+// batching policy is parsed.
+func registerStamper(env *service.Environment) error {
 	spec := service.NewConfigSpec().
 		Categories("Utility").
 		Summary("Used by the `danube` output's ordering stage: stamps each message with a sequence number in pipeline order. Not meant for pipelines.").
 		Field(service.NewStringField("key").Default(metaSeq))
-	err := service.RegisterBatchProcessor(stampProcessorName, spec, func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchProcessor, error) {
+	err := env.RegisterBatchProcessor(stampProcessorName, spec, func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchProcessor, error) {
 		key, err := conf.FieldString("key")
 		if err != nil {
 			return nil, err
@@ -25,8 +28,9 @@ func init() {
 		return &stamper{key: key}, nil
 	})
 	if err != nil {
-		panic(err)
+		return fmt.Errorf("registering the %s processor: %w", stampProcessorName, err)
 	}
+	return nil
 }
 
 // stamper numbers messages 1, 2, 3... in the order Benthos' single batching
