@@ -94,6 +94,7 @@ type topic struct {
 	log       []*danubepb.StreamMessage // every accepted message; index == offset on reliable topics
 	producers map[string]uint64         // producer name → id
 	subs      map[string]*subscription
+	dropped   int // non-reliable messages no consumer of a subscription took
 }
 
 type subscription struct {
@@ -102,6 +103,7 @@ type subscription struct {
 	topic     *topic
 	consumers []*consumer // attach order
 	rr        int
+	dropped   int // non-reliable messages dropped for this subscription
 
 	// reliable state
 	cursor    uint64 // every offset below is acked
@@ -280,6 +282,21 @@ func (c *Cluster) Topics() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Sorted(maps.Keys(c.topics))
+}
+
+// DroppedMessages returns how many messages of the exact non-reliable topic
+// or partition were dropped for a subscription because no consumer could
+// take them: the consumer's queue (WithConsumerQueue) was full, as Danube
+// drops for a slow non-reliable consumer, or no consumer was attached. Each
+// subscription that missed a message counts it once. Reliable topics never
+// drop.
+func (c *Cluster) DroppedMessages(topicName string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.topics[topicName]; t != nil {
+		return t.dropped
+	}
+	return 0
 }
 
 // WaitForMessages blocks until the exact topic holds at least n messages or
