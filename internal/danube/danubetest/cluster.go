@@ -106,6 +106,7 @@ type subscription struct {
 	dropped   int // non-reliable messages dropped for this subscription
 
 	// reliable state
+	start     uint64 // the tail when the subscription was created
 	cursor    uint64 // every offset below is acked
 	next      uint64 // next offset never dispatched
 	acked     map[uint64]bool
@@ -297,6 +298,22 @@ func (c *Cluster) DroppedMessages(topicName string) int {
 		return t.dropped
 	}
 	return 0
+}
+
+// Unacked returns, for a subscription of the exact reliable topic or
+// partition, how many messages were dispatched and are not acked yet
+// (delivered and waiting for their ack, or waiting for redelivery), and
+// acked how many of the messages published since it was created were acked. ok is false when there is no such
+// subscription.
+func (c *Cluster) Unacked(topicName, subscription string) (unacked, acked int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[topicName]
+	if t == nil || t.subs[subscription] == nil {
+		return 0, 0, false
+	}
+	sub := t.subs[subscription]
+	return sub.unacked(), int(sub.cursor-sub.start) + len(sub.acked), true
 }
 
 // WaitForMessages blocks until the exact topic holds at least n messages or

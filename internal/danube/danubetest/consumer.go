@@ -71,6 +71,7 @@ func (cs consumerSvc) Subscribe(_ context.Context, req *danubepb.ConsumerRequest
 			name:      req.GetSubscription(),
 			typ:       typ,
 			topic:     t,
+			start:     uint64(len(t.log)),
 			cursor:    uint64(len(t.log)),
 			next:      uint64(len(t.log)),
 			acked:     map[uint64]bool{},

@@ -394,6 +394,12 @@ func (s *Server) WaitForMessages(ctx context.Context, topicName string, n int) e
 // were dropped for a subscription (see Cluster.DroppedMessages).
 func (s *Server) DroppedMessages(topicName string) int { return s.cluster.DroppedMessages(topicName) }
 
+// Unacked reports the unacked and acked message counts of a reliable
+// subscription (see Cluster.Unacked).
+func (s *Server) Unacked(topicName, subscription string) (unacked, acked int, ok bool) {
+	return s.cluster.Unacked(topicName, subscription)
+}
+
 // ProducerCount returns the number of producers registered on this broker.
 func (s *Server) ProducerCount() int {
 	s.cluster.mu.Lock()
