@@ -55,6 +55,7 @@ func run(args []string) error {
 		ackTimeout         = fs.Duration("ack-timeout", danubetest.DefaultAckTimeout, "reliable redelivery after a missing ack")
 		nackDelay          = fs.Duration("nack-delay", danubetest.DefaultNackDelay, "base nack redelivery delay")
 		maxUnacked         = fs.Int("max-unacked", danubetest.DefaultMaxUnacked, "reliable in-flight window per subscription")
+		consumerQueue      = fs.Int("consumer-queue", danubetest.DefaultConsumerQueue, "non-reliable per-consumer queue; messages for a full queue are dropped (and counted), as Danube does")
 		printStats         = fs.Duration("print-stats", 0, "log topic message counts at this interval (0: only on exit)")
 		verbose            = fs.Bool("v", false, "debug logging")
 	)
@@ -87,6 +88,7 @@ func run(args []string) error {
 		danubetest.WithAckTimeout(*ackTimeout),
 		danubetest.WithNackDelay(*nackDelay),
 		danubetest.WithMaxUnacked(*maxUnacked),
+		danubetest.WithConsumerQueue(*consumerQueue),
 		danubetest.WithLogger(logger),
 	}
 	if *advertise != "" {
@@ -140,6 +142,6 @@ func logStats(logger *slog.Logger, srv *danubetest.Server) {
 	logger.Info("stats", "topics", len(topics), "messages", srv.TotalMessages(),
 		"producers", srv.ProducerCount(), "consumers", srv.ConsumerCount())
 	for _, t := range topics {
-		logger.Info("topic", "name", t, "messages", srv.MessageCount(t))
+		logger.Info("topic", "name", t, "messages", srv.MessageCount(t), "dropped", srv.DroppedMessages(t))
 	}
 }

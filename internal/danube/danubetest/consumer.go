@@ -391,18 +391,28 @@ func (s *Server) dispatchDeadlinesLocked(t *topic, now time.Time) time.Time {
 
 func (s *Server) dispatchSubLocked(t *topic, sub *subscription, now time.Time) time.Time {
 	cfg := &s.cfg
-	// Ack timeouts become immediate redeliveries.
-	for off, d := range sub.inflight {
-		if !d.deadline.After(now) {
-			delete(sub.inflight, off)
-			sub.redeliver[off] = now
+	// Ack timeouts become immediate redeliveries. The scan runs only when
+	// the earliest deadline may have passed; it recomputes ackDue.
+	if !sub.ackDue.IsZero() && !sub.ackDue.After(now) {
+		sub.ackDue = time.Time{}
+		for off, d := range sub.inflight {
+			if !d.deadline.After(now) {
+				delete(sub.inflight, off)
+				sub.redeliver[off] = now
+			} else if sub.ackDue.IsZero() || d.deadline.Before(sub.ackDue) {
+				sub.ackDue = d.deadline
+			}
 		}
 	}
 	deliver := func(off uint64, co *consumer) bool {
 		if !enqueue(co, proto.Clone(t.log[off]).(*danubepb.StreamMessage)) {
 			return false
 		}
-		sub.inflight[off] = delivery{c: co, deadline: now.Add(cfg.ackTimeout)}
+		d := now.Add(cfg.ackTimeout)
+		sub.inflight[off] = delivery{c: co, deadline: d}
+		if sub.ackDue.IsZero() || d.Before(sub.ackDue) {
+			sub.ackDue = d
+		}
 		sub.attempts[off]++
 		return true
 	}
@@ -445,8 +455,11 @@ func (s *Server) dispatchSubLocked(t *topic, sub *subscription, now time.Time) t
 			next = d
 		}
 	}
-	for _, d := range sub.inflight {
-		upd(d.deadline)
+	if len(sub.inflight) == 0 {
+		sub.ackDue = time.Time{}
+	}
+	if !sub.ackDue.IsZero() {
+		upd(sub.ackDue) // may be early (its message was acked): the timer then rescans
 	}
 	for _, at := range sub.redeliver {
 		if at.After(now) {
