@@ -111,13 +111,14 @@ type subscription struct {
 	next      uint64 // next offset never dispatched
 	acked     map[uint64]bool
 	inflight  map[uint64]delivery
+	redeliver map[uint64]time.Time
+	attempts  map[uint64]int
+	blocked   bool
+
 	// ackDue is no later than the earliest ack deadline in inflight (zero:
 	// nothing in flight), so dispatch scans inflight for ack timeouts only
 	// when one may have passed, not on every ack.
 	ackDue time.Time
-	redeliver map[uint64]time.Time
-	attempts  map[uint64]int
-	blocked   bool
 }
 
 type delivery struct {
