@@ -248,8 +248,12 @@ func (in *input) ackFunc(co *danube.Consumer, ms []*danube.ReceivedMessage, batc
 // settle acks ms[i] when failed[i] is nil and nacks it otherwise, all
 // concurrently, and returns the first RPC error.
 func (in *input) settle(ctx context.Context, co *danube.Consumer, ms []*danube.ReceivedMessage, failed []error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	// Bounded by a timer rather than a deadline: a deadline travels as
+	// grpc-timeout with every RPC and costs a timer per RPC on both sides.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	stop := time.AfterFunc(ackTimeout, cancel)
+	defer stop.Stop()
 	errs := make([]error, len(ms))
 	one := func(i int) {
 		m := ms[i]
