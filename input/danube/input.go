@@ -18,6 +18,9 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
+// maxBatch caps the messages of one ReadBatch (Benthos' natural batch).
+const maxBatch = 256
+
 // ackTimeout bounds one Ack or Nack RPC. A message whose ack is lost is
 // redelivered by Danube (a duplicate), never lost.
 const ackTimeout = 10 * time.Second
@@ -37,9 +40,9 @@ type input struct {
 	// (read by tests and the benchmark).
 	settled atomic.Int64
 
-	// slots holds one token per message handed to the pipeline and not yet
-	// acked or nacked to Danube (max_unacked).
-	slots chan struct{}
+	// slots counts the messages handed to the pipeline and not yet acked
+	// or nacked to Danube (max_unacked).
+	slots *window
 
 	mu       sync.Mutex
 	client   *danube.Client
@@ -66,7 +69,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 		return nil, errs[0]
 	}
 	typ, _ := subscriptionType(s.subType) // checked
-	in := &input{s: s, subType: typ, log: mgr.Logger(), slots: make(chan struct{}, s.maxUnacked)}
+	in := &input{s: s, subType: typ, log: mgr.Logger(), slots: newWindow(s.maxUnacked)}
 	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
 	if err != nil {
 		return nil, fmt.Errorf("danube input: field tls: %w", err)
@@ -166,47 +169,30 @@ func (in *input) getConsumer() *danube.Consumer {
 }
 
 // ReadBatch waits for a free max_unacked slot, then returns the messages
-// already received, at most as many as there are free slots.
+// already received, at most as many as there are free slots (and maxBatch).
 func (in *input) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
 	co := in.getConsumer()
 	if co == nil {
 		return nil, nil, service.ErrNotConnected
 	}
-	select {
-	case in.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	}
-	n := 1
-	for n < cap(in.slots) {
-		select {
-		case in.slots <- struct{}{}:
-			n++
-			continue
-		default:
-		}
-		break
+	n, err := in.slots.acquire(ctx, maxBatch)
+	if err != nil {
+		return nil, nil, err
 	}
 	ms, err := co.ReceiveBatch(ctx, n)
-	in.release(n - len(ms))
+	in.slots.release(n - len(ms))
 	if err != nil {
 		if errors.Is(err, danube.ErrClosed) {
 			return nil, nil, service.ErrNotConnected
 		}
 		return nil, nil, err
 	}
-	in.mUnacked.Set(int64(len(in.slots)))
+	in.mUnacked.Set(int64(in.slots.inUse()))
 	batch := make(service.MessageBatch, len(ms))
 	for i, m := range ms {
 		batch[i] = toMessage(m, in.s.subscription)
 	}
 	return batch, in.ackFunc(co, ms, batch), nil
-}
-
-func (in *input) release(n int) {
-	for range n {
-		<-in.slots
-	}
 }
 
 // ackFunc returns the AckFunc of one batch: an ack acks every message to
@@ -238,8 +224,8 @@ func (in *input) ackFunc(co *danube.Consumer, ms []*danube.ReceivedMessage, batc
 				}
 			}
 			result = in.settle(ctx, co, ms, failed)
-			in.release(len(ms))
-			in.mUnacked.Set(int64(len(in.slots)))
+			in.slots.release(len(ms))
+			in.mUnacked.Set(int64(in.slots.inUse()))
 		})
 		return result
 	}

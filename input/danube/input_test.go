@@ -84,9 +84,13 @@ func TestStreamAtLeastOnceAcrossNack(t *testing.T) {
 	})
 	mu.Lock()
 	defer mu.Unlock()
+	// The consumer func fails a whole batch on m3's error, so the other
+	// messages of m3's batch are nacked and redelivered too: duplicates,
+	// as at-least-once allows. m3 itself arrived again only because Danube
+	// redelivered it (the input does not retry in memory).
 	slices.Sort(got)
-	if want := []string{"m0", "m1", "m2", "m3", "m4", "m5"}; !slices.Equal(got, want) || !failedOnce {
-		t.Fatalf("pipeline got %v (m3 failed once: %v), want %v", got, failedOnce, want)
+	if want := []string{"m0", "m1", "m2", "m3", "m4", "m5"}; !slices.Equal(slices.Compact(got), want) || !failedOnce {
+		t.Fatalf("pipeline got %v (m3 failed once: %v), want each of %v", got, failedOnce, want)
 	}
 }
 
