@@ -119,6 +119,14 @@ type subscription struct {
 	// nothing in flight), so dispatch scans inflight for ack timeouts only
 	// when one may have passed, not on every ack.
 	ackDue time.Time
+	// redeliverKeys are the offsets of redeliver in order (it may still
+	// hold offsets no longer waiting); rebuilt only when redeliverDirty, so
+	// that a backlog of redeliveries is not sorted again on every ack.
+	redeliverKeys  []uint64
+	redeliverDirty bool
+	// redeliverDue is no later than the earliest future redelivery (zero:
+	// none known).
+	redeliverDue time.Time
 }
 
 type delivery struct {
