@@ -31,7 +31,10 @@ import (
 // benchmark), so its CPU per message is read from /proc/<pid>/stat; the
 // consumer side's CPU per message is this process's (getrusage).
 //
-//	go test -run '^$' -bench InputVsRawClient -benchtime 100000x ./input/danube/
+//	go test -run '^$' -bench InputVsRawClient -benchtime 60000x -count 3 ./input/danube/
+//
+// DANUBE_TESTBROKER_BIN=<binary> runs another build of the test broker (for
+// example the one before a broker change) instead of building this one.
 //
 // Reported: raw_msgs/s and input_msgs/s, ratio (input ÷ raw; goal ≥ 0.8),
 // and for each side broker_us/msg and client_us/msg. The sub-benchmarks use
@@ -244,9 +247,13 @@ logger:
 	}
 }
 
-// buildTestBroker builds cmd/danube-testbroker into a temporary directory.
+// buildTestBroker builds cmd/danube-testbroker into a temporary directory,
+// or returns $DANUBE_TESTBROKER_BIN (another build, to compare brokers).
 func buildTestBroker(b *testing.B) string {
 	b.Helper()
+	if bin := os.Getenv("DANUBE_TESTBROKER_BIN"); bin != "" {
+		return bin
+	}
 	bin := filepath.Join(b.TempDir(), "danube-testbroker")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/benthos-danube/benthos-danube/cmd/danube-testbroker")
 	if out, err := cmd.CombinedOutput(); err != nil {
