@@ -395,6 +395,10 @@ func (pc *partConsumer) run() {
 		if co.ctx.Err() != nil {
 			return
 		}
+		if delivered || failures == 0 {
+			// Once per outage: the stream that ended had worked.
+			co.c.log.Warn("danube consumer lost its receive stream; resubscribing", "topic", pc.topic, "subscription", co.cfg.Subscription)
+		}
 		if delivered {
 			failures = 0
 		}
@@ -405,6 +409,7 @@ func (pc *partConsumer) run() {
 		for {
 			err := pc.subscribe(co.ctx, false)
 			if err == nil {
+				co.c.log.Info("danube consumer resubscribed", "topic", pc.topic, "subscription", co.cfg.Subscription)
 				break
 			}
 			if co.ctx.Err() != nil {
