@@ -113,12 +113,12 @@ func optionalFields(raw []byte) (map[string]bool, error) {
 }
 
 func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin, optional map[string]bool) {
-	fmt.Fprintf(buf, "### `%s` %s\n\n", c.Name, c.Kind)
+	fmt.Fprintf(buf, "%s `%s` %s\n\n", strings.Repeat("#", componentLevel), c.Name, c.Kind)
 	if d.Summary != "" {
 		fmt.Fprintf(buf, "%s\n\n", strings.TrimSpace(d.Summary))
 	}
 	if d.Description != "" {
-		fmt.Fprintf(buf, "%s\n\n", demoteHeadings(strings.TrimSpace(d.Description)))
+		fmt.Fprintf(buf, "%s\n\n", markdown(strings.TrimSpace(d.Description), componentLevel+1))
 	}
 	if d.AdvancedConfigYAML != "" {
 		fmt.Fprintf(buf, "All fields with their defaults:\n\n```yaml\n%s\n```\n\n", strings.TrimSpace(d.AdvancedConfigYAML))
@@ -142,12 +142,12 @@ func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin
 			if f.IsInterpolated {
 				typ += ", interpolated"
 			}
-			desc := oneLine(f.Description)
+			desc := inline(oneLine(f.Description))
 			if len(f.Options) > 0 {
 				desc += " Options: `" + strings.Join(f.Options, "`, `") + "`."
 			}
 			for _, o := range f.AnnotatedOptions {
-				desc += fmt.Sprintf(" `%s`: %s", o[0], oneLine(o[1]))
+				desc += fmt.Sprintf(" `%s`: %s", o[0], inline(oneLine(o[1])))
 			}
 			if len(f.ExamplesMarshalled) > 0 {
 				desc += " Example: `" + oneLine(f.ExamplesMarshalled[0]) + "`."
@@ -157,20 +157,13 @@ func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin
 		buf.WriteString("\n")
 	}
 	for _, ex := range d.Examples {
-		fmt.Fprintf(buf, "**Example: %s.** %s\n\n```yaml\n%s\n```\n\n", ex.Title, oneLine(ex.Summary), strings.TrimSpace(ex.Config))
+		fmt.Fprintf(buf, "**Example: %s.** %s\n\n```yaml\n%s\n```\n\n", ex.Title, inline(oneLine(ex.Summary)), strings.TrimSpace(ex.Config))
 	}
 }
 
-// demoteHeadings keeps spec headings below the README's own section levels.
-func demoteHeadings(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, "#") {
-			lines[i] = "###" + l
-		}
-	}
-	return strings.Join(lines, "\n")
-}
+// componentLevel is the Markdown heading level of each component in the
+// README's reference section.
+const componentLevel = 3
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
