@@ -344,8 +344,13 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 		batchErr.Failed(i, err)
 	}
 	var doomed []*pending // never sent: dead-lettered (or failed) right away
+	base := batchStamp(batch)
 	for i, msg := range batch {
-		p := o.prepare(i, msg, topicEx, keyEx)
+		var seq int64
+		if base > 0 {
+			seq = base + int64(i)
+		}
+		p := o.prepare(i, seq, msg, topicEx, keyEx)
 		if p.dl != nil {
 			// A message that is not sent still occupies its place in
 			// the sequence.
@@ -443,13 +448,8 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 
 // prepare resolves the routing of one message. A message that can never be
 // sent as it is comes back with its dead-letter cause set.
-func (o *output) prepare(i int, msg *service.Message, topicEx, keyEx *service.MessageBatchInterpolationExecutor) *pending {
-	p := &pending{idx: i}
-	if v, ok := msg.MetaGetMut(metaSeq); ok {
-		if n, ok := toInt64(v); ok && n > 0 {
-			p.seq = n
-		}
-	}
+func (o *output) prepare(i int, seq int64, msg *service.Message, topicEx, keyEx *service.MessageBatchInterpolationExecutor) *pending {
+	p := &pending{idx: i, seq: seq}
 	if p.dl = causeFromMeta(msg); p.dl != nil {
 		if p.dl.topic == "" {
 			// Marked by the pipeline: say where it was meant to go.
