@@ -35,16 +35,16 @@ type settings struct {
 	schemas       []schemaSettings
 	// bindings are the checked schemas entries, set by check when they
 	// have no error.
-	bindings []*schemaBinding
-	sendTimeout   time.Duration
-	maxProducers  int
-	producerIdle  time.Duration
-	maxInFlight   int
-	dlEnabled     bool
-	dlTopic       string
-	dlSpoolDir    string
-	dlMaxPayload  int
-	dlOutput      bool // dead_letter.output is set
+	bindings     []*schemaBinding
+	sendTimeout  time.Duration
+	maxProducers int
+	producerIdle time.Duration
+	maxInFlight  int
+	dlEnabled    bool
+	dlTopic      string
+	dlSpoolDir   string
+	dlMaxPayload int
+	dlOutput     bool // dead_letter.output is set
 }
 
 func readSettings(conf *service.ParsedConfig) (settings, error) {

@@ -59,16 +59,20 @@ func TestSchemasConnect(t *testing.T) {
 			wantRegs: 2,
 		},
 		{
-			name:     "registry unreachable for a moment",
-			entry:    "{topic: /default/t, subject: s, type: string}",
-			setup:    func(_ *testing.T, srv *danubetest.Server, _ *danube.Client) { srv.FailNext("GetLatestSchema", 1, codes.Unavailable) },
+			name:  "registry unreachable for a moment",
+			entry: "{topic: /default/t, subject: s, type: string}",
+			setup: func(_ *testing.T, srv *danubetest.Server, _ *danube.Client) {
+				srv.FailNext("GetLatestSchema", 1, codes.Unavailable)
+			},
 			wantErr:  "unreachable",
 			wantRegs: 1,
 		},
 		{
-			name:     "registration refused for a moment",
-			entry:    "{topic: /default/t, subject: s, type: string}",
-			setup:    func(_ *testing.T, srv *danubetest.Server, _ *danube.Client) { srv.FailNext("RegisterSchema", 1, codes.Internal) },
+			name:  "registration refused for a moment",
+			entry: "{topic: /default/t, subject: s, type: string}",
+			setup: func(_ *testing.T, srv *danubetest.Server, _ *danube.Client) {
+				srv.FailNext("RegisterSchema", 1, codes.Internal)
+			},
 			wantErr:  "danube output: schemas[0] (topic /default/t, subject s): registering the subject failed",
 			wantRegs: 1,
 		},
