@@ -58,7 +58,7 @@ func (b *schemaBinding) validate(payload []byte) error {
 		return fmt.Errorf("payload is not valid JSON, which subject %s (json_schema, %s) requires: %v", b.subject, b.file, err)
 	}
 	if err := b.validator.Validate(inst); err != nil {
-		return fmt.Errorf("payload does not match the JSON Schema of subject %s (%s): %s", b.subject, b.file, oneLine(err.Error()))
+		return fmt.Errorf("payload does not match the JSON Schema of subject %s (%s): %s", b.subject, b.file, validationText(err))
 	}
 	return nil
 }
@@ -241,11 +241,22 @@ func compileJSONSchema(path string) ([]byte, *jsonschema.Schema, error) {
 	if err != nil {
 		var se *jsonschema.SchemaValidationError
 		if errors.As(err, &se) {
-			return nil, nil, fmt.Errorf("%s is not a valid JSON Schema: %s", path, oneLine(se.Err.Error()))
+			return nil, nil, fmt.Errorf("%s is not a valid JSON Schema: %s", path, validationText(se.Err))
 		}
 		return nil, nil, fmt.Errorf("%s does not compile as a JSON Schema: %s", path, oneLine(err.Error()))
 	}
 	return raw, sch, nil
+}
+
+// validationText is a jsonschema validation error on one line, without its
+// first line ("jsonschema validation failed with '<schema URL>'"): the
+// caller names the schema.
+func validationText(err error) string {
+	msg := strings.TrimSpace(err.Error())
+	if first, rest, ok := strings.Cut(msg, "\n"); ok && strings.HasPrefix(first, "jsonschema validation failed") {
+		msg = rest
+	}
+	return oneLine(msg)
 }
 
 // oneLine joins a multi-line message (jsonschema's) into one line.
