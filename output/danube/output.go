@@ -46,7 +46,7 @@ type output struct {
 	reliable       bool
 	producerName   string
 	attrs          *service.MetadataFilter // nil: all metadata except danube_*
-	schema         *danube.SchemaRef
+	schemas        *schemaBindings         // subjects per topic (schemas.go)
 	sendTimeout    time.Duration
 	log            *service.Logger
 	dl             *deadLetters
@@ -139,13 +139,11 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 			o.attrs = nil
 		}
 	}
-	subject, err := conf.FieldString(fieldSchema, fieldSchemaSubject)
-	if err != nil {
-		return nil, fmt.Errorf("danube output: field schema.subject: %w", err)
+	var fallback *danube.SchemaRef
+	if s.schemaSubject != "" {
+		fallback = &danube.SchemaRef{Subject: s.schemaSubject, PinnedVersion: uint32(s.schemaVersion)}
 	}
-	if subject != "" {
-		o.schema = &danube.SchemaRef{Subject: subject, PinnedVersion: uint32(s.schemaVersion)}
-	}
+	o.schemas = newSchemaBindings(s.bindings, fallback, s.dlTopic)
 	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
 	if err != nil {
 		return nil, fmt.Errorf("danube output: field tls: %w", err)
@@ -260,7 +258,7 @@ func (o *output) Connect(ctx context.Context) error {
 	if err := c.Ping(pctx); err != nil {
 		return o.connectError(err)
 	}
-	return nil
+	return o.ensureSubjects(pctx, c)
 }
 
 func (o *output) getClient() *danube.Client {
@@ -288,7 +286,7 @@ func (o *output) newProducer(ctx context.Context, k producerKey) (*danube.Produc
 		Name:       o.producerNameFor(k.topic),
 		Partitions: k.partitions,
 		Dispatch:   dispatch,
-		Schema:     o.schema,
+		Schema:     o.schemas.refFor(k.topic),
 		Hooks: danube.ProducerHooks{
 			OnRetry:    func(string) { o.mRetries.Incr(1) },
 			OnRecreate: func(string) { o.mRecreated.Incr(1) },
@@ -506,6 +504,11 @@ func (o *output) prepare(i int, seq int64, msg *service.Message, topicEx, keyEx 
 	p.msg = danube.Message{Payload: payload, Attributes: o.attributes(msg), Key: key}
 	if len(payload) > danube.MaxRequestBytes {
 		return doom(deadletter.ReasonTooLarge, topic, fmt.Errorf("message of %d bytes to %s: %w", len(payload), topic, danube.ErrMessageTooLarge))
+	}
+	if b := o.schemas.forTopic(topic); b != nil {
+		if err := b.validate(payload); err != nil {
+			return doom(deadletter.ReasonSchemaInvalid, topic, err)
+		}
 	}
 	p.ordered = key != ""
 	return p

@@ -91,6 +91,7 @@ type topic struct {
 	owner     *Server
 	draining  bool
 	subject   string
+	policy    *topicPolicy              // nil: the default, warn without payload validation (schema.go)
 	log       []*danubepb.StreamMessage // every accepted message; index == offset on reliable topics
 	producers map[string]uint64         // producer name → id
 	subs      map[string]*subscription
