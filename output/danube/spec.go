@@ -139,10 +139,11 @@ messages of the same key emitted after it may already have been delivered, so on
 				Examples("benthos-danube", "gateway-eu-1").
 				Advanced(),
 			service.NewMetadataFilterField(fieldAttributes).
-				Description("Which metadata keys become Danube message attributes (values are stringified). When unset (or empty), all metadata is sent except the routing metadata `danube_*`.").
+				Description("Which metadata keys become Danube message attributes (values are stringified). A key is sent when the filter matches its metadata name or the attribute name it is written under (see `attribute_names`), so `include_prefixes: [mqtt_, source]` and `include_prefixes: [mqtt., source]` select the same keys (the added `source` is matched by its name only). When unset (or empty), all metadata is sent except the routing metadata `danube_*`.").
 				Optional().
 				Example(map[string]any{"include_prefixes": []any{"mqtt_"}}).
 				Example(map[string]any{"include_patterns": []any{"^mqtt_topic$", "^source$"}}),
+			attributeNamesField(),
 			service.NewObjectField(fieldSchema,
 				service.NewStringField(fieldSchemaSubject).
 					Description("Schema registry subject the producers are bound to. Empty = no schema.").
