@@ -3,10 +3,13 @@ package connectorpayload
 import (
 	"context"
 	"fmt"
+	"os"
+	"sort"
 	"strings"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/configlint"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 	"github.com/benthos-danube/benthos-danube/internal/mqttmeta"
 )
@@ -27,7 +30,9 @@ const reasonInvalidMessage = "invalid_message"
 
 // ProcessorSpec is the configuration specification of the processor.
 func ProcessorSpec() *service.ConfigSpec {
+	lintRule := configlint.Rule(lintFuncName, ProcessorName+" processor", ProcessorSpec, lintChecks, os.Stderr)
 	return service.NewConfigSpec().
+		LintRule(lintRule).
 		Beta().
 		Categories("Parsing").
 		Version("0.1.0").
@@ -85,29 +90,58 @@ type processor struct {
 	mDLMarked *service.MetricCounter
 }
 
-func newProcessor(conf *service.ParsedConfig, mgr *service.Resources) (*processor, error) {
-	p := &processor{log: mgr.Logger(), byTopic: map[string]Mode{}}
+// lintFuncName is the Bloblang function behind the processor's lint rule:
+// lint and start-up run the same checks (parseSettings).
+const lintFuncName = "danube_connector_payload_config_lints"
+
+// parseSettings reads and checks the fields; lint and start-up both run it.
+func parseSettings(conf *service.ParsedConfig) (*processor, []error) {
+	p := &processor{byTopic: map[string]Mode{}}
+	var errs []error
 	var err error
 	if p.typ, err = conf.FieldInterpolatedString(fieldSchemaType); err != nil {
-		return nil, fmt.Errorf("%s: field %s: %w", ProcessorName, fieldSchemaType, err)
-	}
-	if s, ok := p.typ.Static(); ok {
+		errs = append(errs, fmt.Errorf("%s: field %s: %w", ProcessorName, fieldSchemaType, err))
+	} else if s, ok := p.typ.Static(); ok {
 		if p.mode, err = ParseSchemaType(s); err != nil {
-			return nil, fmt.Errorf("%s: field %s: %w", ProcessorName, fieldSchemaType, err)
+			errs = append(errs, fmt.Errorf("%s: field %s: %w", ProcessorName, fieldSchemaType, err))
 		}
 		p.static = true
 	}
 	types, err := conf.FieldStringMap(fieldTopicSchemaTypes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: field %s: %w", ProcessorName, fieldTopicSchemaTypes, err)
+		return p, append(errs, fmt.Errorf("%s: field %s: %w", ProcessorName, fieldTopicSchemaTypes, err))
 	}
-	for topic, name := range types {
-		m, err := ParseSchemaType(name)
+	topics := make([]string, 0, len(types))
+	for topic := range types {
+		topics = append(topics, topic)
+	}
+	sort.Strings(topics)
+	for _, topic := range topics {
+		m, err := ParseSchemaType(types[topic])
 		if err != nil {
-			return nil, fmt.Errorf("%s: field %s[%s]: %w", ProcessorName, fieldTopicSchemaTypes, topic, err)
+			errs = append(errs, fmt.Errorf("%s: field %s[%s]: %w", ProcessorName, fieldTopicSchemaTypes, topic, err))
+			continue
 		}
 		p.byTopic[topic] = m
 	}
+	return p, errs
+}
+
+func lintChecks(conf *service.ParsedConfig) []string {
+	_, errs := parseSettings(conf)
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+func newProcessor(conf *service.ParsedConfig, mgr *service.Resources) (*processor, error) {
+	p, errs := parseSettings(conf)
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	p.log = mgr.Logger()
 	p.mDLMarked = mgr.Metrics().NewCounter("danube_connector_payload_invalid_type")
 	return p, nil
 }

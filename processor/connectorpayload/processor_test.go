@@ -128,3 +128,36 @@ func TestRegistered(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLint: lint reports what start-up refuses, one line each.
+func TestLint(t *testing.T) {
+	env := service.NewEnvironment()
+	if err := Register(env); err != nil {
+		t.Fatal(err)
+	}
+	linter := env.NewComponentConfigLinter()
+	for _, c := range []struct{ yaml, want string }{
+		{ProcessorName + ": {schema_type: jsn}", `field schema_type: unknown schema type "jsn"`},
+		{ProcessorName + ": {topic_schema_types: {/a/b: blob}}", `field topic_schema_types[/a/b]: unknown schema type "blob"`},
+		{ProcessorName + ": {schema_type: '${! @kind }'}", ""},
+		{ProcessorName + ": {topic_schema_types: {/a/b: Bytes}}", ""},
+	} {
+		lints, err := linter.LintProcessorYAML([]byte(c.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range lints {
+			got = append(got, l.What)
+		}
+		if c.want == "" {
+			if len(got) > 0 {
+				t.Errorf("%s: lint %q", c.yaml, got)
+			}
+			continue
+		}
+		if len(got) != 1 || !strings.Contains(got[0], c.want) {
+			t.Errorf("%s: lint %q, want %q", c.yaml, got, c.want)
+		}
+	}
+}
