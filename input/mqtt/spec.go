@@ -317,6 +317,11 @@ session, not given to another member: lost.
   sent to the broker. With ` + "`topic_mappings`" + `, ` + "`danube_topic`" + ` tells the mappings apart.
 - ` + "`danube_topic`" + ` (string), ` + "`danube_partitions`" + ` (int), ` + "`danube_reliable_dispatch`" + ` (bool): from the
   matching mapping (not set in the plain ` + "`topics`" + ` form).
+- the keys of the matching mapping's ` + "`attributes`" + ` (string): the raw values of its named placeholders.
+
+The ` + "`danube`" + ` output writes ` + "`mqtt_topic`" + `, ` + "`mqtt_qos`" + `, ` + "`mqtt_retained`" + ` and ` + "`mqtt_duplicate`" + ` to Danube
+as ` + "`mqtt.topic`" + `, ` + "`mqtt.qos`" + `, ` + "`mqtt.retain`" + ` and ` + "`mqtt.dup`" + `, plus ` + "`source: mqtt`" + ` (its
+` + "`attribute_names`" + `); Bloblang sees the names above.
 
 == Metrics
 

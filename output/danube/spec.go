@@ -83,6 +83,14 @@ logged. With `+"`dead_letter.enabled: false`"+` a permanent failure is nacked an
 is: the strict mode, in which one undeliverable message stops the flow of the whole bridge. Within a batch only the
 failed messages are nacked.
 
+== Attributes
+
+Metadata becomes Danube message attributes (`+"`attributes`"+` selects which). By default (`+"`attribute_names: connector`"+`)
+the `+"`mqtt`"+` input's `+"`mqtt_topic`"+`, `+"`mqtt_qos`"+`, `+"`mqtt_retained`"+` and `+"`mqtt_duplicate`"+` are written under the
+names consumers of the Rust connector read, `+"`mqtt.topic`"+`, `+"`mqtt.qos`"+`, `+"`mqtt.retain`"+` and `+"`mqtt.dup`"+`, and a
+message from the `+"`mqtt`"+` input gets `+"`source: mqtt`"+`: a pipeline needs no processor for them. Bloblang still sees
+the metadata names.
+
 == Dead letters
 
 A dead-letter record keeps the original payload byte for byte, the message's attributes and every `+"`mqtt_*`"+`
