@@ -62,7 +62,7 @@ func TestE2EMigrateV03(t *testing.T) {
 	yaml := strings.Replace(string(y), `"0.0.0.0:9091"`, `"127.0.0.1:0"`, 1) // processing.metrics_port, per test
 	require.Contains(t, yaml, "danube_connector_payload:")
 	require.Contains(t, yaml, "    schemas:\n")
-	yaml = lintOrDropSchemas(t, dir, yaml)
+	yaml, bound := lintOrDropSchemas(t, dir, yaml)
 
 	startBinIn(t, dir, nil, "-c", writeFile(t, dir, "run.yaml", yaml))
 	pub := newPublisher(t, mqttURL, id+"-pub")
@@ -75,7 +75,7 @@ func TestE2EMigrateV03(t *testing.T) {
 		danube        string
 		parts         int
 		wantQoS       int
-	}{
+	}{ // [[schemas]]: /iot/telemetry json_schema, /iot/status string, /iot/firmware bytes; /iot/debug none
 		{"json sorted, compact, numbers", "sensors/s1/telemetry", 1, []byte(" { \"temp\": 21.50, \"id\": \"s1\", \"n\": 1e2, \"big\": 18446744073709551616, \"id\": \"s1b\" }\n"),
 			[]byte(`{"big":1.8446744073709552e19,"id":"s1b","n":100.0,"temp":21.5}`), "/iot/telemetry", 2, 1},
 		{"text wrapped", "sensors/s2/telemetry", 1, []byte("hello"), []byte(`{"data":"aGVsbG8=","encoding":"base64","size":5}`), "/iot/telemetry", 2, 1},
@@ -118,28 +118,38 @@ func TestE2EMigrateV03(t *testing.T) {
 				"mqtt.dup":    "false",
 				"source":      "mqtt",
 			}, got[0].Attributes, "the 0.3 connector's attributes, nothing else")
+			// Each [[schemas]] subject was registered once (version 1), and
+			// latest, {minimum = 1} and {pinned = 1} all resolve to it.
+			if bound && c.danube != "/iot/debug" {
+				if assert.NotNil(t, got[0].SchemaID, "schema id") && assert.NotNil(t, got[0].SchemaVersion, "schema version") {
+					assert.Equal(t, uint32(1), *got[0].SchemaVersion)
+				}
+			} else {
+				assert.Nil(t, got[0].SchemaID, "no schema bound")
+			}
 		})
 	}
 }
 
 // lintOrDropSchemas lints yaml with the binary. Where the only finding is
 // the output's unknown schemas field (the branch that adds it is not merged
-// yet), it drops that block and lints again.
-func lintOrDropSchemas(t *testing.T, dir, yaml string) string {
+// yet), it drops that block and lints again; bound says whether the block
+// was kept.
+func lintOrDropSchemas(t *testing.T, dir, yaml string) (_ string, bound bool) {
 	t.Helper()
 	lint := startBinIn(t, dir, nil, "lint", writeFile(t, dir, "lint.yaml", yaml))
 	if lint.wait(t, 30*time.Second) == 0 {
-		return yaml
+		return yaml, true
 	}
 	out := lint.stdout.String() + lint.stderr.String()
-	require.Contains(t, out, "schemas", "lint: %s", out)
+	require.Contains(t, out, "field schemas not recognised", "lint: %s", out)
 	t.Logf("the danube output has no schemas field yet (%s); running without the schemas block", strings.TrimSpace(out))
 	stripped := schemasBlock.ReplaceAllString(yaml, "")
 	require.NotEqual(t, yaml, stripped)
 	require.NotContains(t, stripped, "subject:")
 	lint = startBinIn(t, dir, nil, "lint", writeFile(t, dir, "lint2.yaml", stripped))
 	require.Equal(t, 0, lint.wait(t, 30*time.Second), "lint without schemas: %s%s", lint.stdout, lint.stderr)
-	return stripped
+	return stripped, false
 }
 
 func writeFile(t *testing.T, dir, name, content string) string {
