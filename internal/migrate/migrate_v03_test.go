@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
 )
 
@@ -232,4 +233,22 @@ func TestConvertV03Warnings(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(res.YAML), "schemas:")
 	assert.NotContains(t, string(res.YAML), "danube_connector_payload:")
+}
+
+// TestCommandRawPayloadsFlag: the CLI flag reaches the conversion.
+func TestCommandRawPayloadsFlag(t *testing.T) {
+	path := filepath.Join("testdata", "connector-v03.toml")
+	for _, c := range []struct {
+		args []string
+		want bool // the processor is in the YAML
+	}{
+		{[]string{"migrate", "--ignore-env", "-q", path}, true},
+		{[]string{"migrate", "--ignore-env", "-q", "--raw-payloads", path}, false},
+	} {
+		var stdout, stderr strings.Builder
+		app := &cli.App{Commands: []*cli.Command{Command()}, Writer: &stdout, ErrWriter: &stderr}
+		require.NoError(t, app.Run(append([]string{"benthos-danube"}, c.args...)))
+		assert.Equal(t, c.want, strings.Contains(stdout.String(), "- danube_connector_payload:"), "%v", c.args)
+		assert.Empty(t, stderr.String(), "-q")
+	}
 }
