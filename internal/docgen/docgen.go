@@ -26,7 +26,7 @@ const (
 
 // Component names one plugin to document.
 type Component struct {
-	Kind string // "input", "output" or "metrics"
+	Kind string // "input", "output", "processor" or "metrics"
 	Name string
 }
 
@@ -34,6 +34,7 @@ type Component struct {
 var Components = []Component{
 	{Kind: "input", Name: "mqtt"},
 	{Kind: "output", Name: "danube"},
+	{Kind: "processor", Name: "danube_connector_payload"},
 	{Kind: "metrics", Name: "prometheus"},
 }
 
@@ -69,6 +70,8 @@ func lookup(env *service.Environment, c Component) (*service.ConfigView, bool) {
 		return env.GetInputConfig(c.Name)
 	case "output":
 		return env.GetOutputConfig(c.Name)
+	case "processor":
+		return env.GetProcessorConfig(c.Name)
 	case "metrics":
 		return env.GetMetricsConfig(c.Name)
 	}

@@ -91,6 +91,14 @@ logged. With `+"`dead_letter.enabled: false`"+` a permanent failure is nacked an
 is: the strict mode, in which one undeliverable message stops the flow of the whole bridge. Within a batch only the
 failed messages are nacked.
 
+== Attributes
+
+Metadata becomes Danube message attributes (`+"`attributes`"+` selects which). By default (`+"`attribute_names: connector`"+`)
+the `+"`mqtt`"+` input's `+"`mqtt_topic`"+`, `+"`mqtt_qos`"+`, `+"`mqtt_retained`"+` and `+"`mqtt_duplicate`"+` are written under the
+names consumers of the Rust connector read, `+"`mqtt.topic`"+`, `+"`mqtt.qos`"+`, `+"`mqtt.retain`"+` and `+"`mqtt.dup`"+`, and a
+message from the `+"`mqtt`"+` input gets `+"`source: mqtt`"+`: a pipeline needs no processor for them. Bloblang still sees
+the metadata names.
+
 == Dead letters
 
 A dead-letter record keeps the original payload byte for byte, the message's attributes and every `+"`mqtt_*`"+`
@@ -169,10 +177,11 @@ messages of the same key emitted after it may already have been delivered, so on
 				Examples("benthos-danube", "gateway-eu-1").
 				Advanced(),
 			service.NewMetadataFilterField(fieldAttributes).
-				Description("Which metadata keys become Danube message attributes (values are stringified). When unset (or empty), all metadata is sent except the routing metadata `danube_*`.").
+				Description("Which metadata keys become Danube message attributes (values are stringified). A key is sent when the filter matches its metadata name or the attribute name it is written under (see `attribute_names`), so `include_prefixes: [mqtt_, source]` and `include_prefixes: [mqtt., source]` select the same keys (the added `source` is matched by its name only). When unset (or empty), all metadata is sent except the routing metadata `danube_*`.").
 				Optional().
 				Example(map[string]any{"include_prefixes": []any{"mqtt_"}}).
 				Example(map[string]any{"include_patterns": []any{"^mqtt_topic$", "^source$"}}),
+			attributeNamesField(),
 			schemasField(),
 			service.NewObjectField(fieldSchema,
 				service.NewStringField(fieldSchemaSubject).

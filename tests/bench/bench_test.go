@@ -505,8 +505,8 @@ func sameShape(a, b []danubetest.Message) error {
 		return fmt.Errorf("attributes differ: bridge %s, minimal bridge %s", keys(x), keys(y))
 	}
 	for _, m := range []danubetest.Message{x, y} {
-		if !m.HasRoutingKey || m.RoutingKey != m.Attributes["mqtt_topic"] {
-			return fmt.Errorf("routing key %q (set: %v), mqtt_topic %q", m.RoutingKey, m.HasRoutingKey, m.Attributes["mqtt_topic"])
+		if !m.HasRoutingKey || m.RoutingKey != m.Attributes["mqtt.topic"] {
+			return fmt.Errorf("routing key %q (set: %v), mqtt.topic %q", m.RoutingKey, m.HasRoutingKey, m.Attributes["mqtt.topic"])
 		}
 	}
 	return nil
