@@ -91,6 +91,7 @@ type topic struct {
 	owner     *Server
 	draining  bool
 	subject   string
+	policy    *topicPolicy              // nil: the default, warn without payload validation (schema.go)
 	log       []*danubepb.StreamMessage // every accepted message; index == offset on reliable topics
 	producers map[string]uint64         // producer name → id
 	subs      map[string]*subscription
@@ -316,8 +317,8 @@ func (c *Cluster) DroppedMessages(topicName string) int {
 // Unacked returns, for a subscription of the exact reliable topic or
 // partition, how many messages were dispatched and are not acked yet
 // (delivered and waiting for their ack, or waiting for redelivery), and
-// acked how many of the messages published since it was created were acked. ok is false when there is no such
-// subscription.
+// how many of the messages published since it was created were acked. ok
+// is false when there is no such subscription.
 func (c *Cluster) Unacked(topicName, subscription string) (unacked, acked int, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
