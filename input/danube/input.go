@@ -112,6 +112,11 @@ func (in *input) Connect(ctx context.Context) error {
 		return service.ErrEndOfInput
 	}
 	if in.consumer != nil {
+		// Called again after ReadBatch reported the connection lost: the
+		// consumer resubscribes by itself; report until it has.
+		if down := in.consumer.Down(); len(down) == len(in.consumer.Topics()) {
+			return fmt.Errorf("danube input: lost the receive streams of %s at %s; resubscribing", strings.Join(down, ", "), in.shownURL())
+		}
 		return nil
 	}
 	if in.client == nil {
@@ -179,7 +184,10 @@ func (in *input) ReadBatch(ctx context.Context) (service.MessageBatch, service.A
 	if err != nil {
 		return nil, nil, err
 	}
-	ms, err := co.ReceiveBatch(ctx, n)
+	ms, err := co.TryReceiveBatch(n)
+	if err == nil && len(ms) == 0 {
+		ms, err = in.wait(ctx, co, n)
+	}
 	in.slots.release(n - len(ms))
 	if err != nil {
 		if errors.Is(err, danube.ErrClosed) {
@@ -193,6 +201,28 @@ func (in *input) ReadBatch(ctx context.Context) (service.MessageBatch, service.A
 		batch[i] = toMessage(m, in.s.subscription)
 	}
 	return batch, in.ackFunc(co, ms, batch), nil
+}
+
+// downCheck is how often a ReadBatch waiting for messages checks whether
+// the consumer lost every receive stream.
+const downCheck = time.Second
+
+// wait blocks until messages arrive (at most n). It returns ErrNotConnected
+// when every topic and partition has lost its stream (a Danube outage), so
+// that Benthos counts the lost connection, reports not ready and calls
+// Connect, which answers an error until the consumer has resubscribed.
+func (in *input) wait(ctx context.Context, co *danube.Consumer, n int) ([]*danube.ReceivedMessage, error) {
+	for {
+		if len(co.Down()) == len(co.Topics()) {
+			return nil, service.ErrNotConnected
+		}
+		wctx, cancel := context.WithTimeout(ctx, downCheck)
+		ms, err := co.ReceiveBatch(wctx, n)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return ms, err
+		}
+	}
 }
 
 // ackFunc returns the AckFunc of one batch: an ack acks every message to

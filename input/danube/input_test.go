@@ -192,7 +192,16 @@ func TestResubscribeAfterBrokerRestart(t *testing.T) {
 	_ = unackedMsg
 
 	srv.Stop()
-	time.Sleep(100 * time.Millisecond)
+	// Benthos learns of the outage: ReadBatch reports the connection lost
+	// and Connect fails until the consumer has resubscribed.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := in.ReadBatch(ctx); !errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("ReadBatch during the outage: %v, want ErrNotConnected", err)
+	}
+	if err := in.Connect(ctx); err == nil || !strings.Contains(err.Error(), "resubscribing") {
+		t.Fatalf("Connect during the outage: %v", err)
+	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
