@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -411,7 +409,7 @@ func (pc *partConsumer) subscribe(ctx context.Context, capped bool) error {
 			return lastErr
 		}
 		if err := sleepCtx(ctx, co.ctx, co.retry.delay(attempt)); err != nil {
-			if err == ErrClosed {
+			if errors.Is(err, ErrClosed) {
 				return err
 			}
 			return ctxError(ctx, pc.topic, "Subscribe", lastErr)
@@ -543,22 +541,4 @@ func (pc *partConsumer) healthLoop(ctx context.Context, cancel context.CancelFun
 			return
 		}
 	}
-}
-
-// partitionNumber returns N for a partition name "<topic>-part-N" and -1
-// for any other name.
-func partitionNumber(topic string) int {
-	i := strings.LastIndex(topic, "-part-")
-	if i < 0 {
-		return -1
-	}
-	suf := topic[i+len("-part-"):]
-	if suf == "" || strings.Trim(suf, "0123456789") != "" {
-		return -1
-	}
-	n, err := strconv.Atoi(suf)
-	if err != nil {
-		return -1
-	}
-	return n
 }

@@ -122,12 +122,6 @@ type prodState struct {
 	stopHealth context.CancelFunc
 }
 
-func randomName(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + "-" + hex.EncodeToString(b[:])
-}
-
 // NewProducer creates a producer for cfg.Topic, creating every partition
 // producer on its broker (following lookups and redirects, and retrying
 // Unavailable answers such as the first create of a topic in cluster mode).
@@ -154,7 +148,7 @@ func (c *Client) NewProducer(ctx context.Context, cfg ProducerConfig) (*Producer
 		p.parts = []*partProducer{p.newPart(cfg.Topic, cfg.Name)}
 	} else {
 		for i := 0; i < n; i++ {
-			p.parts = append(p.parts, p.newPart(fmt.Sprintf("%s-part-%d", cfg.Topic, i), fmt.Sprintf("%s-%d", cfg.Name, i)))
+			p.parts = append(p.parts, p.newPart(partitionName(cfg.Topic, i), fmt.Sprintf("%s-%d", cfg.Name, i)))
 		}
 	}
 	if err := c.register(p, nil); err != nil {
@@ -202,6 +196,12 @@ func (p *Producer) newPart(topic, name string) *partProducer {
 	return pp
 }
 
+func randomName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
 // Topic returns the configured (base) topic.
 func (p *Producer) Topic() string { return p.cfg.Topic }
 
@@ -224,30 +224,17 @@ func (p *Producer) Close() error {
 	return nil
 }
 
-func (p *Producer) hook(f func(string)) {
-	if f != nil {
-		f(p.cfg.Topic)
-	}
-}
-
-// pick chooses the partition producer for a key (round robin when empty).
-func (p *Producer) pick(key string) *partProducer {
-	n := len(p.parts)
-	if n == 1 {
-		return p.parts[0]
-	}
-	if key != "" {
-		return p.parts[PartitionForKey(key, n)]
-	}
-	return p.parts[(p.rr.Add(1)-1)%uint64(n)]
-}
-
 // Send publishes m and returns once the broker acknowledged it. Transient
 // failures are retried with backoff until ctx ends; a lost producer (NotFound,
 // PermissionDenied "draining or closed", health CLOSE) is looked up and
 // created again, then the message is resent. Permanent errors, such as
 // ErrMessageTooLarge, are returned at once. A retried send whose first
 // attempt reached the broker may be stored twice (the protocol has no dedup).
+//
+// The helpers below Send follow it in the order it calls them: pick (the
+// partition), build and checkSize (the request), recreate, create, createAt
+// and healthLoop (a lost producer); the lookup and proxy routing they use are
+// in lookup.go, key routing in partition.go.
 func (p *Producer) Send(ctx context.Context, m Message) error {
 	if p.ctx.Err() != nil {
 		return ErrClosed
@@ -340,11 +327,16 @@ func (p *Producer) Send(ctx context.Context, m Message) error {
 	}
 }
 
-func ctxErrorOrClosed(ctx context.Context, topic string, last, err error) error {
-	if errors.Is(err, ErrClosed) {
-		return ErrClosed
+// pick chooses the partition producer for a key (round robin when empty).
+func (p *Producer) pick(key string) *partProducer {
+	n := len(p.parts)
+	if n == 1 {
+		return p.parts[0]
 	}
-	return ctxError(ctx, topic, "SendMessage", last)
+	if key != "" {
+		return p.parts[PartitionForKey(key, n)]
+	}
+	return p.parts[(p.rr.Add(1)-1)%uint64(n)]
 }
 
 // build makes the StreamMessage for one attempt.
@@ -521,5 +513,21 @@ func (pp *partProducer) healthLoop(ctx context.Context, st *prodState) {
 			st.stale.Store(true)
 			return
 		}
+	}
+}
+
+// ctxErrorOrClosed maps the error of an interrupted backoff sleep: ErrClosed
+// when the producer was closed, else the context error with the last send error.
+func ctxErrorOrClosed(ctx context.Context, topic string, last, err error) error {
+	if errors.Is(err, ErrClosed) {
+		return ErrClosed
+	}
+	return ctxError(ctx, topic, "SendMessage", last)
+}
+
+// hook calls a ProducerHooks callback, if set, with the configured topic.
+func (p *Producer) hook(f func(string)) {
+	if f != nil {
+		f(p.cfg.Topic)
 	}
 }

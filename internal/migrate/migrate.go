@@ -34,7 +34,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 )
 
 // Options tune a conversion.
@@ -523,7 +523,7 @@ func resolveMapping(d Dialect, i int, rm rawMapping, w *collector) (mapping, err
 		errs = append(errs, fmt.Errorf("%s: missing field `%s`%s", where, toKey, hintTo))
 	} else if mp.danubeTopic == "" {
 		errs = append(errs, fmt.Errorf("%s: Danube topic cannot be empty", where))
-	} else if danube.ValidateTopic(mp.danubeTopic) != nil {
+	} else if topicname.Validate(mp.danubeTopic) != nil {
 		// The Rust connector failed at producer creation with InvalidArgument.
 		errs = append(errs, fmt.Errorf("%s: Danube topic %q has an invalid format, should be: /namespace/topic (letters, digits, '_' and '-' only)", where, mp.danubeTopic))
 	}

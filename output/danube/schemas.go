@@ -14,6 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 )
 
 // This file binds the producers of each topic to a schema-registry subject
@@ -210,7 +211,7 @@ func topicPattern(topic string) *regexp.Regexp {
 	last := 0
 	for _, l := range locs {
 		sb.WriteString(regexp.QuoteMeta(topic[last:l[0]]))
-		sb.WriteString(`[A-Za-z0-9_-]+`)
+		sb.WriteString(topicname.PartPattern)
 		last = l[1]
 	}
 	sb.WriteString(regexp.QuoteMeta(topic[last:]))

@@ -2,7 +2,18 @@
 // both the Danube client and the pure MQTT topic matcher can use it.
 package topicname
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// PartPattern is a regular expression matching one namespace or topic part:
+// the characters IsNameChar accepts, at least one.
+const PartPattern = `[A-Za-z0-9_-]+`
+
+// partitionInfix separates a partitioned topic from its partition number.
+const partitionInfix = "-part-"
 
 // Validate reports whether name has the form "/namespace/topic", each part
 // made of ASCII letters, digits, '_' and '-'. The broker itself accepts a few
@@ -43,4 +54,27 @@ func IsNameChar(c byte) bool {
 
 func nameChar(c byte) bool {
 	return c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// Partition returns the name of partition i of topic base: "<base>-part-<i>".
+func Partition(base string, i int) string {
+	return base + partitionInfix + strconv.Itoa(i)
+}
+
+// SplitPartition splits a partition name "<base>-part-<N>" (N decimal digits)
+// into base and N. For any other name it returns name and -1.
+func SplitPartition(name string) (base string, n int) {
+	i := strings.LastIndex(name, partitionInfix)
+	if i < 0 {
+		return name, -1
+	}
+	suf := name[i+len(partitionInfix):]
+	if suf == "" || strings.Trim(suf, "0123456789") != "" {
+		return name, -1
+	}
+	n, err := strconv.Atoi(suf)
+	if err != nil {
+		return name, -1
+	}
+	return name[:i], n
 }

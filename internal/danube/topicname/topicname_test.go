@@ -36,7 +36,7 @@ func TestValidate(t *testing.T) {
 // FuzzValidate compares the hand-written check with the regular expression
 // that states the rule.
 func FuzzValidate(f *testing.F) {
-	rule := regexp.MustCompile(`^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$`)
+	rule := regexp.MustCompile(`^/` + PartPattern + `/` + PartPattern + `$`)
 	for _, s := range []string{"/a/b", "a/b", "/a/", "//", "/a/b/c", "/a.b/c", ""} {
 		f.Add(s)
 	}
@@ -45,4 +45,48 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Validate(%q) ok=%v, rule says %v", s, got, want)
 		}
 	})
+}
+
+// TestPartPattern checks that PartPattern accepts exactly the bytes
+// IsNameChar accepts.
+func TestPartPattern(t *testing.T) {
+	re := regexp.MustCompile(`^` + PartPattern + `$`)
+	for c := 0; c < 256; c++ {
+		if got, want := re.MatchString(string([]byte{byte(c)})), IsNameChar(byte(c)); got != want {
+			t.Errorf("byte %#x: PartPattern matches %v, IsNameChar %v", c, got, want)
+		}
+	}
+	if re.MatchString("") {
+		t.Error("PartPattern matches the empty string")
+	}
+}
+
+func TestPartition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		base string
+		n    int
+	}{
+		{"/a/b-part-0", "/a/b", 0},
+		{"/a/b-part-12", "/a/b", 12},
+		{"/a/b-part-1-part-2", "/a/b-part-1", 2},
+		{"/a/b-part-007", "/a/b", 7},
+		{"/a/b", "/a/b", -1},
+		{"/a/b-part-", "/a/b-part-", -1},
+		{"/a/b-part-x", "/a/b-part-x", -1},
+		{"/a/b-part-+1", "/a/b-part-+1", -1},
+		{"/a/b-part--1", "/a/b-part--1", -1},
+		{"/a/b-part-99999999999999999999", "/a/b-part-99999999999999999999", -1},
+	} {
+		base, n := SplitPartition(tc.name)
+		if base != tc.base || n != tc.n {
+			t.Errorf("SplitPartition(%q) = %q, %d; want %q, %d", tc.name, base, n, tc.base, tc.n)
+		}
+	}
+	if got := Partition("/a/b", 3); got != "/a/b-part-3" {
+		t.Errorf("Partition = %q", got)
+	}
+	if base, n := SplitPartition(Partition("/a/b", 5)); base != "/a/b" || n != 5 {
+		t.Errorf("SplitPartition(Partition) = %q, %d", base, n)
+	}
 }
