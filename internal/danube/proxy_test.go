@@ -40,7 +40,7 @@ func newProxiedServer(t *testing.T, brokerURL string) *danubetest.Server {
 	return nil
 }
 
-// TestProxyHeader checks §1.5: once a lookup answered proxy = true, every
+// TestProxyHeader checks the proxy routing header danube-go sends: once a lookup answered proxy = true, every
 // producer and consumer RPC carries "x-danube-broker-url: <broker_url>",
 // while lookups, partition queries and schema calls never do.
 func TestProxyHeader(t *testing.T) {
@@ -50,7 +50,7 @@ func TestProxyHeader(t *testing.T) {
 	const topic = "/default/proxied"
 
 	// The first create of a brand-new topic: the lookup answers NotFound, so
-	// the client keeps the service URL with proxy = false (§5.1 step 2).
+	// the client keeps the service URL with proxy = false (as danube-go does before its first lookup).
 	first := newProducer(t, c, danube.ProducerConfig{Topic: topic, Name: "first"})
 	send(t, first, danube.Message{Payload: []byte("before")})
 	if got := s.BrokerURLHeaders(); len(got) != 0 {

@@ -75,7 +75,8 @@ func (c *Client) LatestSchema(ctx context.Context, subject string) (id uint64, v
 }
 
 // resolveSchema resolves a producer's schema reference to the (schema_id,
-// version) stamped on each message (protocol §4.13).
+// version) stamped on each message, which is how a Danube producer tells the
+// broker which registered schema its payloads follow.
 func (c *Client) resolveSchema(ctx context.Context, ref *SchemaRef) (uint64, uint32, error) {
 	id, latest, err := c.LatestSchema(ctx, ref.Subject)
 	if err != nil {

@@ -9,7 +9,9 @@
 // auto-creation, namespaces, name validation, partitions, lookup redirects
 // between brokers of one cluster, reliable dispatch with nack and ack-timeout
 // redelivery, the 4 MiB request limit (OutOfRange), token authentication and
-// health-check CLOSE after a restart. See ../shared/docs/danube-protocol.md §6.
+// health-check CLOSE after a restart. These are the behaviours of Danube's
+// broker (danube-messaging/danube, danube-broker/src) that the official Go
+// client (danube-messaging/danube-go) relies on.
 //
 // Consumers under load: reliable dispatch is ack-gated (WithMaxUnacked) and
 // costs no CPU while deliveries wait for their acks (one timer for the

@@ -258,7 +258,9 @@ func (s *Server) SchemaRegistrations(subject string) int {
 }
 
 // checkMessageSchemaLocked applies the topic's validation policy to a
-// message SendMessage is about to store (protocol §4.13). It returns the
+// message SendMessage is about to store, as Danube's broker does for a topic
+// with a schema (a message without the topic's schema id, or whose payload
+// fails validation under enforce, is refused). It returns the
 // PermissionDenied status that refuses the message, or nil.
 func (s *Server) checkMessageSchemaLocked(t *topic, m *danubepb.StreamMessage) error {
 	c := s.cluster

@@ -64,8 +64,9 @@ type HeaderRecord struct {
 }
 
 // ProxyHeader is the metadata key a client adds to producer and consumer RPCs
-// when a lookup answered proxy = true (protocol §1.5). The broker ignores it
-// for routing; BrokerURLHeaders records it.
+// when a lookup answered proxy = true (as danube-go does); its value is the
+// lookup's broker_url, meant for a gRPC proxy in front of the brokers. The
+// broker ignores it for routing; BrokerURLHeaders records it.
 const ProxyHeader = "x-danube-broker-url"
 
 type failure struct {

@@ -17,7 +17,8 @@ const partitionInfix = "-part-"
 
 // Validate reports whether name has the form "/namespace/topic", each part
 // made of ASCII letters, digits, '_' and '-'. The broker itself accepts a few
-// more forms (spec §4.1 quirks); clients should send only this one.
+// more forms (Danube's check splits on '/' and lets "a/b/c", "/ns/" and "//t"
+// pass, and allows any Unicode letter); clients should send only this one.
 func Validate(name string) error {
 	if !valid(name) {
 		return fmt.Errorf("invalid topic name %q: must have the form \"/namespace/topic\" (letters, digits, '_' and '-' only)", name)
