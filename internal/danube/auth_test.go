@@ -96,8 +96,8 @@ func last(s []string) string {
 }
 
 func TestTLSWithTestCA(t *testing.T) {
-	serverTLS, caFile := testPKI(t)
-	srv := danubetest.NewTestServer(t, danubetest.WithTLS(serverTLS))
+	srv := danubetest.NewTestTLSServer(t)
+	caFile := caFile(t, srv)
 	ping := func(c *danube.Client) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()

@@ -1,16 +1,8 @@
 package danubeout
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,10 +90,12 @@ func TestMissingTopicHint(t *testing.T) {
 // start-up and explained in the connection error; the other TLS mismatches
 // get their own hint.
 func TestTLSMismatchHints(t *testing.T) {
-	serverTLS := selfSignedTLS(t)
-	tlsSrv := danubetest.NewTestServer(t, danubetest.WithTLS(serverTLS))
+	// The broker's certificate is self-signed: no client trusts it by default.
+	tlsSrv := danubetest.NewTestTLSServer(t)
 	plainSrv := danubetest.NewTestServer(t)
 	tlsAddr := tlsSrv.Addr()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, tlsSrv.CertificatePEM(), 0o600))
 	tests := []struct {
 		name    string
 		yaml    string
@@ -114,6 +108,7 @@ func TestTLSMismatchHints(t *testing.T) {
 		{"tls to a plaintext broker", "url: " + plainSrv.Addr() + "\ntls: {enabled: true, skip_cert_verify: true}", "tls.enabled is true but the broker answers in plaintext", false},
 		{"untrusted certificate", "url: https://" + tlsAddr + "\ntls: {enabled: true}", "set tls.root_cas_file to the CA that signed it", false},
 		{"https with tls", "url: https://" + tlsAddr + "\ntls: {enabled: true, skip_cert_verify: true}", "", false},
+		{"tls trusting the broker's certificate", "url: " + tlsAddr + "\ntls: {enabled: true, root_cas_file: " + caFile + "}", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,26 +125,6 @@ func TestTLSMismatchHints(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.connErr)
 		})
 	}
-}
-
-// selfSignedTLS returns a server configuration with a self-signed
-// certificate for 127.0.0.1, which no client trusts by default.
-func selfSignedTLS(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "danube hints test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
 // TestExplainOnce: an error explained twice on its way up (newProducer, then

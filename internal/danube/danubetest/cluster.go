@@ -6,12 +6,12 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 
+	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 	"github.com/benthos-danube/benthos-danube/internal/danubepb"
 )
 
@@ -154,7 +154,9 @@ type producer struct {
 }
 
 // validTopicName applies the broker's check: exactly three '/'-separated
-// parts, every rune alphanumeric, '_' or '-'.
+// parts, every rune alphanumeric, '_' or '-'. It is Danube's rule, looser on
+// purpose than the one clients send (topicname.Validate): "a/b/c", "/ns/" and
+// Unicode letters pass, as they do on the real broker.
 func validTopicName(name string) bool {
 	parts := strings.Split(name, "/")
 	if len(parts) != 3 {
@@ -178,14 +180,7 @@ func namespaceOf(name string) string { return strings.Split(name, "/")[1] }
 
 // partitionOf returns N for "<base>-part-<N>" and -1 otherwise.
 func partitionOf(name string) int {
-	i := strings.LastIndex(name, "-part-")
-	if i < 0 {
-		return -1
-	}
-	n, err := strconv.Atoi(name[i+len("-part-"):])
-	if err != nil || n < 0 {
-		return -1
-	}
+	_, n := topicname.SplitPartition(name)
 	return n
 }
 

@@ -2,12 +2,12 @@ package danubetest
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -46,6 +46,9 @@ type Server struct {
 	wg     sync.WaitGroup
 	done   chan struct{}
 	kickCh chan struct{}
+
+	// cert is the generated certificate of a NewTLSServer broker.
+	cert *x509.Certificate
 
 	faultMu   sync.Mutex
 	failures  map[string]*failure
@@ -87,9 +90,19 @@ func NewServer(opts ...Option) (*Server, error) {
 	return NewCluster(opts...).AddBroker()
 }
 
-// NewTestServer is NewServer for tests: it calls t.Fatal on error and
+// TB is the part of testing.TB that NewTestServer and NewTestTLSServer use.
+// A *testing.T or *testing.B satisfies it; danubetest does not import
+// package testing, so programs such as the demo can use the broker without
+// linking it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// NewTestServer is NewServer for tests: it calls t.Fatalf on error and
 // registers Close with t.Cleanup.
-func NewTestServer(t testing.TB, opts ...Option) *Server {
+func NewTestServer(t TB, opts ...Option) *Server {
 	t.Helper()
 	s, err := NewServer(opts...)
 	if err != nil {
