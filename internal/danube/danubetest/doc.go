@@ -20,6 +20,13 @@
 // (WithConsumerQueue, default 4) is dropped, counted (DroppedMessages) and
 // logged (the 1st, 2nd, 4th … drop of each subscription).
 //
+// Files are named after what they serve: producer.go (ProducerService and
+// topic creation), consumer.go (ConsumerService and dispatch), discovery.go
+// (lookups and partitions), health.go (HealthCheck), schema.go (the schema
+// registry and validation policies), cluster.go (state shared by the brokers
+// of a cluster), server.go (one broker, its listener and fault injection),
+// tls.go and options.go.
+//
 // Typical use in a test:
 //
 //	srv := danubetest.NewTestServer(t, danubetest.WithNamespaces("iot"))
@@ -34,6 +41,16 @@
 // NotFound, health checks CLOSE), Stop and Start close and reopen the
 // listener on the same address, FailNext makes the next calls of one RPC
 // fail with a chosen code, and SetLatency delays every RPC.
+//
+// TLS: NewTLSServer (NewTestTLSServer in tests) serves TLS on a self-signed
+// certificate for 127.0.0.1, ::1 and localhost, generated in memory, like
+// httptest.NewTLSServer. Certificate returns it; ClientTLSConfig returns a
+// client configuration that trusts it, and CertificatePEM its PEM form for a
+// client configured with a CA file (tls.root_cas_file).
+//
+// NewTestServer takes a TB (Helper, Fatalf, Cleanup; *testing.T satisfies
+// it): the package does not import testing, so non-test programs such as the
+// demo can embed the broker.
 //
 // Two brokers sharing one cluster (for redirect tests) are built with
 // NewCluster and Cluster.AddBroker; Server.MoveTopic and Server.SetDraining
