@@ -14,6 +14,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/benthoslog"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
@@ -88,7 +89,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	case s.token != "":
 		in.clientOpts = append(in.clientOpts, danube.WithToken(s.token))
 	}
-	in.clientOpts = append(in.clientOpts, danube.WithLogger(newSlogLogger(in.log)))
+	in.clientOpts = append(in.clientOpts, danube.WithLogger(benthoslog.New(in.log)))
 	m := mgr.Metrics()
 	in.mUnacked = m.NewGauge(MetricUnacked)
 	in.mNacks = m.NewCounter(MetricNacks)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/benthoslog"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 )
@@ -170,6 +171,8 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	case token != "":
 		o.clientOpts = append(o.clientOpts, danube.WithToken(token))
 	}
+	// The client logs producer losses and re-creations through the output's logger.
+	o.clientOpts = append(o.clientOpts, danube.WithLogger(benthoslog.New(o.log)))
 
 	if o.dl, err = parseDeadLetters(conf.Namespace(fieldDeadLetter), mgr); err != nil {
 		return nil, fmt.Errorf("danube output: %w", err)
