@@ -37,36 +37,37 @@ type settings struct {
 func readSettings(conf *service.ParsedConfig) (settings, error) {
 	var s settings
 	var err error
-	wrap := func(field string, err error) error { return fmt.Errorf("danube input: field %s: %w", field, err) }
+	// Benthos' field errors name the field (and its path); they are returned
+	// as they come.
 	if s.url, err = conf.FieldString(fieldURL); err != nil {
-		return s, wrap(fieldURL, err)
+		return s, err
 	}
 	if s.topics, err = conf.FieldStringList(fieldTopics); err != nil {
-		return s, wrap(fieldTopics, err)
+		return s, err
 	}
 	if s.subscription, err = conf.FieldString(fieldSubscription); err != nil {
-		return s, wrap(fieldSubscription, err)
+		return s, err
 	}
 	if s.subType, err = conf.FieldString(fieldSubType); err != nil {
-		return s, wrap(fieldSubType, err)
+		return s, err
 	}
 	if s.consumerName, err = conf.FieldString(fieldConsumerName); err != nil {
-		return s, wrap(fieldConsumerName, err)
+		return s, err
 	}
 	if s.keyFilters, err = conf.FieldStringList(fieldKeyFilters); err != nil {
-		return s, wrap(fieldKeyFilters, err)
+		return s, err
 	}
 	if s.maxUnacked, err = conf.FieldInt(fieldMaxUnacked); err != nil {
-		return s, wrap(fieldMaxUnacked, err)
+		return s, err
 	}
 	if s.nackDelay, err = conf.FieldDuration(fieldNackDelay); err != nil {
-		return s, wrap(fieldNackDelay, err)
+		return s, err
 	}
 	if s.token, err = conf.FieldString(fieldToken); err != nil {
-		return s, wrap(fieldToken, err)
+		return s, err
 	}
 	if s.tokenFile, err = conf.FieldString(fieldTokenFile); err != nil {
-		return s, wrap(fieldTokenFile, err)
+		return s, err
 	}
 	return s, nil
 }

@@ -60,3 +60,16 @@ func TestConfigChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestFieldErrorsAsTheyCome: an error of Benthos' field accessors already
+// names the field, so start-up returns it without wrapping it again.
+func TestFieldErrorsAsTheyCome(t *testing.T) {
+	conf, err := Spec().ParseYAML("url: http://127.0.0.1:6650\nsubscription: s\ntopics: [ /default/a ]\nnack_delay: soon\n", service.NewEnvironment())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `failed to parse 'nack_delay' as a duration string: time: invalid duration "soon"`
+	if _, err := newInput(conf, service.MockResources()); err == nil || err.Error() != want {
+		t.Fatalf("start-up:\n got %v\nwant %s", err, want)
+	}
+}

@@ -73,6 +73,8 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	in := &input{s: s, subType: typ, log: mgr.Logger(), slots: newWindow(s.maxUnacked)}
 	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
 	if err != nil {
+		// Unlike the other field errors, Benthos' TLS errors (an unreadable
+		// root_cas_file, say) do not name the field.
 		return nil, fmt.Errorf("danube input: field tls: %w", err)
 	}
 	if tlsOn {

@@ -49,7 +49,7 @@ func attributeNamesField() *service.ConfigField {
 func parseAttrNames(conf *service.ParsedConfig) (attrNames, error) {
 	s, err := conf.FieldString(fieldAttributeNames)
 	if err != nil {
-		return 0, fmt.Errorf("danube output: field %s: %w", fieldAttributeNames, err)
+		return 0, err
 	}
 	switch s {
 	case attrNamesConnector:

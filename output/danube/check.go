@@ -50,56 +50,57 @@ type settings struct {
 func readSettings(conf *service.ParsedConfig) (settings, error) {
 	var s settings
 	var err error
-	wrap := func(field string, err error) error { return fmt.Errorf("danube output: field %s: %w", field, err) }
+	// Benthos' field errors name the field (and its path); they are returned
+	// as they come.
 	if s.url, err = conf.FieldString(fieldURL); err != nil {
-		return s, wrap(fieldURL, err)
+		return s, err
 	}
 	topic, err := conf.FieldInterpolatedString(fieldTopic)
 	if err != nil {
-		return s, wrap(fieldTopic, err)
+		return s, err
 	}
 	if static, ok := topic.Static(); ok {
 		s.topic, s.topicStatic = static, true
 	}
 	if s.partitions, err = conf.FieldInt(fieldPartitions); err != nil {
-		return s, wrap(fieldPartitions, err)
+		return s, err
 	}
 	if s.producerName, err = conf.FieldString(fieldProducerName); err != nil {
-		return s, wrap(fieldProducerName, err)
+		return s, err
 	}
 	if s.schemaSubject, err = conf.FieldString(fieldSchema, fieldSchemaSubject); err != nil {
-		return s, wrap(fieldSchema+"."+fieldSchemaSubject, err)
+		return s, err
 	}
 	if s.schemaVersion, err = conf.FieldInt(fieldSchema, fieldSchemaVersion); err != nil {
-		return s, wrap(fieldSchema+"."+fieldSchemaVersion, err)
+		return s, err
 	}
 	if s.schemas, err = readSchemaSettings(conf); err != nil {
 		return s, err
 	}
 	if s.sendTimeout, err = conf.FieldDuration(fieldSendTimeout); err != nil {
-		return s, wrap(fieldSendTimeout, err)
+		return s, err
 	}
 	if s.maxProducers, err = conf.FieldInt(fieldMaxProducers); err != nil {
-		return s, wrap(fieldMaxProducers, err)
+		return s, err
 	}
 	if s.producerIdle, err = conf.FieldDuration(fieldProducerIdle); err != nil {
-		return s, wrap(fieldProducerIdle, err)
+		return s, err
 	}
 	if s.maxInFlight, err = conf.FieldMaxInFlight(); err != nil {
-		return s, wrap("max_in_flight", err)
+		return s, err
 	}
 	dl := conf.Namespace(fieldDeadLetter)
 	if s.dlEnabled, err = dl.FieldBool(fieldDLEnabled); err != nil {
-		return s, wrap(fieldDeadLetter+"."+fieldDLEnabled, err)
+		return s, err
 	}
 	if s.dlTopic, err = dl.FieldString(fieldDLTopic); err != nil {
-		return s, wrap(fieldDeadLetter+"."+fieldDLTopic, err)
+		return s, err
 	}
 	if s.dlSpoolDir, err = dl.FieldString(fieldDLSpoolDir); err != nil {
-		return s, wrap(fieldDeadLetter+"."+fieldDLSpoolDir, err)
+		return s, err
 	}
 	if s.dlMaxPayload, err = dl.FieldInt(fieldDLMaxPayload); err != nil {
-		return s, wrap(fieldDeadLetter+"."+fieldDLMaxPayload, err)
+		return s, err
 	}
 	s.dlOutput = dl.Contains(fieldDLOutput)
 	return s, nil
@@ -165,7 +166,7 @@ type schemaSettings struct {
 func readSchemaSettings(conf *service.ParsedConfig) ([]schemaSettings, error) {
 	list, err := conf.FieldObjectList(fieldSchemas)
 	if err != nil {
-		return nil, fmt.Errorf("danube output: field %s: %w", fieldSchemas, err)
+		return nil, err
 	}
 	out := make([]schemaSettings, len(list))
 	for i, c := range list {

@@ -110,3 +110,19 @@ func TestConfigLintClean(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldErrorsAsTheyCome: an error of Benthos' field accessors already
+// names the field, so start-up returns it without wrapping it again.
+func TestFieldErrorsAsTheyCome(t *testing.T) {
+	const u = "  url: http://127.0.0.1:6650\n"
+	for _, c := range []struct{ name, yaml, want string }{
+		{"send_timeout", u + "  send_timeout: soon\n", `failed to parse 'send_timeout' as a duration string: time: invalid duration "soon"`},
+		{"producer_idle_timeout", u + "  producer_idle_timeout: later\n", `failed to parse 'producer_idle_timeout' as a duration string: time: invalid duration "later"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := startUpOutput(t, c.yaml); err == nil || err.Error() != c.want {
+				t.Errorf("start-up:\n got %v\nwant %s", err, c.want)
+			}
+		})
+	}
+}

@@ -90,14 +90,14 @@ func newFromConfig(env *service.Environment, conf *service.ParsedConfig, mgr *se
 		// No key: nothing to order, skip the stamping stage.
 		pol, err = conf.FieldBatchPolicy(fieldBatching)
 		if err != nil {
-			return nil, service.BatchPolicy{}, 0, fmt.Errorf("danube output: field batching: %w", err)
+			return nil, service.BatchPolicy{}, 0, err
 		}
 	} else if pol, err = orderedBatchPolicy(env, conf); err != nil {
 		return nil, service.BatchPolicy{}, 0, err
 	}
 	mif, err := conf.FieldMaxInFlight() // checked by newOutput
 	if err != nil {
-		return nil, service.BatchPolicy{}, 0, fmt.Errorf("danube output: field max_in_flight: %w", err)
+		return nil, service.BatchPolicy{}, 0, err
 	}
 	return o, pol, mif, nil
 }
@@ -122,20 +122,20 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 		sendTimeout:   s.sendTimeout,
 	}
 	if o.topic, err = conf.FieldInterpolatedString(fieldTopic); err != nil {
-		return nil, fmt.Errorf("danube output: field topic: %w", err)
+		return nil, err
 	}
 	if raw, err := conf.FieldString(fieldTopic); err == nil && raw == defaultTopic {
 		o.topicIsDefault = true
 	}
 	if o.key, err = conf.FieldInterpolatedString(fieldKey); err != nil {
-		return nil, fmt.Errorf("danube output: field key: %w", err)
+		return nil, err
 	}
 	if o.reliable, err = conf.FieldBool(fieldReliable); err != nil {
-		return nil, fmt.Errorf("danube output: field reliable_dispatch: %w", err)
+		return nil, err
 	}
 	if conf.Contains(fieldAttributes) {
 		if o.attrs, err = conf.FieldMetadataFilter(fieldAttributes); err != nil {
-			return nil, fmt.Errorf("danube output: field attributes: %w", err)
+			return nil, err
 		}
 		if o.attrs.IsEmpty() {
 			o.attrs = nil
@@ -151,6 +151,8 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	o.schemas = newSchemaBindings(s.bindings, fallback, s.dlTopic)
 	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
 	if err != nil {
+		// Unlike the other field errors, Benthos' TLS errors (an unreadable
+		// root_cas_file, say) do not name the field.
 		return nil, fmt.Errorf("danube output: field tls: %w", err)
 	}
 	if tlsOn {
@@ -159,11 +161,11 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	o.checkScheme(tlsOn)
 	token, err := conf.FieldString(fieldToken)
 	if err != nil {
-		return nil, fmt.Errorf("danube output: field token: %w", err)
+		return nil, err
 	}
 	tokenFile, err := conf.FieldString(fieldTokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("danube output: field token_file: %w", err)
+		return nil, err
 	}
 	switch {
 	case tokenFile != "":
@@ -203,11 +205,11 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 func orderedBatchPolicy(env *service.Environment, conf *service.ParsedConfig) (service.BatchPolicy, error) {
 	user, err := conf.FieldBatchPolicy(fieldBatching)
 	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
+		return service.BatchPolicy{}, err
 	}
 	raw, err := conf.FieldAny(fieldBatching)
 	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
+		return service.BatchPolicy{}, err
 	}
 	m := map[string]any{}
 	if rm, ok := raw.(map[string]any); ok {
@@ -235,7 +237,7 @@ func orderedBatchPolicy(env *service.Environment, conf *service.ParsedConfig) (s
 	}
 	pol, err := pc.FieldBatchPolicy(fieldBatching)
 	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
+		return service.BatchPolicy{}, err
 	}
 	return pol, nil
 }
