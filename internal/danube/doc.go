@@ -10,6 +10,17 @@
 // broker restart or a topic move. Consumers subscribe to every partition of a
 // topic and resubscribe after the receive stream is lost.
 //
+// Files: client.go (the Client and its lifecycle), options.go (client
+// options), serviceurl.go (service URL parsing), conn.go (the connection
+// pool), auth.go (token interceptors and the token file), tls.go (TLSConfig),
+// lookup.go (topic lookup, redirects, the proxy header, TopicPartitions),
+// partition.go (topic validation, partition names and FNV-1a key routing),
+// producer.go, consumer.go, schema.go (registry lookups), errors.go and
+// backoff.go. Topic-name rules themselves live in package topicname.
+//
+// The client is free of Benthos types: it logs through a *slog.Logger
+// (WithLogger), which the Benthos components adapt to their own logger.
+//
 // Every goroutine started by this package is owned by a Client, Producer or
 // Consumer and stops when its owner is closed.
 package danube

@@ -3,13 +3,13 @@ package danubeout
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 )
 
 // This file holds the advice attached to Danube errors, in one place so that
@@ -46,14 +46,13 @@ func hint(err error) string {
 	return ""
 }
 
-var partSuffix = regexp.MustCompile(`-part-[0-9]+$`)
-
 // missingTopic returns the topic of a NotFound error, without the partition
 // suffix: partitions are created with their topic.
 func missingTopic(err error) string {
 	var de *danube.Error
 	if errors.As(err, &de) && de.Topic != "" {
-		return partSuffix.ReplaceAllString(de.Topic, "")
+		base, _ := topicname.SplitPartition(de.Topic)
+		return base
 	}
 	return "<topic>"
 }
