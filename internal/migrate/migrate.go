@@ -34,6 +34,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/benthos-danube/benthos-danube/input/mqtt/topicmatch"
 	"github.com/benthos-danube/benthos-danube/internal/danube/topicname"
 )
 
@@ -513,9 +514,9 @@ func resolveMapping(d Dialect, i int, rm rawMapping, w *collector) (mapping, err
 		errs = append(errs, fmt.Errorf("%s: missing field `%s`%s", where, fromKey, hintFrom))
 	} else if mp.mqttTopic == "" {
 		errs = append(errs, fmt.Errorf("%s: MQTT topic cannot be empty", where))
-	} else if err := ValidateFilter(mp.mqttTopic); err != nil {
+	} else if _, err := topicmatch.Parse(mp.mqttTopic); err != nil {
 		// The Rust connector failed at subscribe time: "Failed to subscribe to topic".
-		errs = append(errs, fmt.Errorf("%s: invalid MQTT filter %q: %w", where, mp.mqttTopic, err))
+		errs = append(errs, fmt.Errorf("%s: %w", where, err))
 	} else if strings.ContainsAny(mp.mqttTopic, "{}") {
 		errs = append(errs, fmt.Errorf("%s: MQTT filter %q contains '{' or '}', which benthos-danube reads as a named placeholder; rename the topic", where, mp.mqttTopic))
 	}
@@ -677,7 +678,7 @@ func checkSemantics(c *connector, w *collector) {
 	// Overlaps: a later mapping whose filter is shadowed for some topics.
 	for i := range c.mappings {
 		for j := i + 1; j < len(c.mappings); j++ {
-			if FiltersOverlap(c.mappings[i].mqttTopic, c.mappings[j].mqttTopic) &&
+			if filtersOverlap(c.mappings[i].mqttTopic, c.mappings[j].mqttTopic) &&
 				c.mappings[i].danubeTopic != c.mappings[j].danubeTopic {
 				w.warnf("mappings %q and %q overlap: a topic matching both goes to %s (first match wins, as in the Rust connector)",
 					c.mappings[i].mqttTopic, c.mappings[j].mqttTopic, c.mappings[i].danubeTopic)
@@ -734,4 +735,18 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// filtersOverlap reports whether some topic matches both filters; a filter
+// that does not parse (already reported) overlaps nothing.
+func filtersOverlap(a, b string) bool {
+	fa, err := topicmatch.Parse(a)
+	if err != nil {
+		return false
+	}
+	fb, err := topicmatch.Parse(b)
+	if err != nil {
+		return false
+	}
+	return fa.Overlaps(fb)
 }

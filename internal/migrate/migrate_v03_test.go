@@ -184,7 +184,7 @@ func TestConvertV03Errors(t *testing.T) {
 		{"both lists", minimalV03 + "[[mqtt.topic_mappings]]\nmqtt_topic = \"b\"\ndanube_topic = \"/default/b\"\n", "both [[mqtt.routes]] (danube-connectors 0.3) and [[mqtt.topic_mappings]]"},
 		{"no list", strings.Split(minimalV03, "[[mqtt.routes]]")[0], "mqtt.routes (danube-connectors 0.3) or mqtt.topic_mappings (danube-connect 0.1/0.2)"},
 		{"empty routes", strings.Split(minimalV03, "[[mqtt.routes]]")[0] + "routes = []\n", "At least one route is required"},
-		{"bad route filter", strings.Replace(minimalV03, `from = "a/#"`, `from = "a/#/b"`, 1), `mqtt.routes[0]: invalid MQTT filter "a/#/b"`},
+		{"bad route filter", strings.Replace(minimalV03, `from = "a/#"`, `from = "a/#/b"`, 1), `mqtt.routes[0]: invalid filter "a/#/b"`},
 		{"schema type", schema("topic = \"/default/a\"\nsubject = \"s\"\nschema_type = \"xml\"\nschema_file = \"\"\n"), `schemas[0]: unknown schema_type "xml"`},
 		{"schema_file required", schema("topic = \"/default/a\"\nsubject = \"s\"\nschema_type = \"string\"\n"), "schemas[0]: missing field `schema_file` (schema_file is required even for types that read no file"},
 		{"schema file needed", schema("topic = \"/default/a\"\nsubject = \"s\"\nschema_type = \"json_schema\"\nschema_file = \"\"\n"), "needs a schema_file"},
