@@ -15,6 +15,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
+	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
 // Metric names emitted through mgr.Metrics().
@@ -28,6 +29,10 @@ const (
 // the batching stage stamps on every message (see orderedBatchPolicy). It is
 // never sent as an attribute.
 const metaSeq = "danube_output_seq"
+
+// stampProcessorName is the batch processor of the ordering stage, appended
+// to the batching policy (see orderedBatchPolicy).
+const stampProcessorName = "danube_output_order_stamp"
 
 // errClosed is returned by WriteBatch after Close.
 var errClosed = errors.New("danube output is closed")
@@ -60,7 +65,7 @@ type output struct {
 	client   *danube.Client
 
 	cache *producerCache
-	seq   *sequencer
+	seq   *ordering.Sequencer
 
 	// closeCtx is cancelled by Close once in-flight sends were given the
 	// chance to drain; it bounds every send.
@@ -184,51 +189,14 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	o.closeCtx, o.closeCancel = context.WithCancel(context.Background())
 	o.cache = newProducerCache(s.maxProducers, s.producerIdle, o.newProducer, func(n int) { o.mOpen.Set(int64(n)) })
 	o.cache.refusal = func(err error) bool { return causeOf(err, "") != nil }
-	o.seq = newSequencer()
+	o.seq = ordering.NewSequencer()
 	return o, nil
 }
 
-// orderedBatchPolicy returns the user's batching policy with one more batch
-// processor appended: the stamper (stamp.go), numbering metaSeq. Benthos
-// runs batch processors in the output's single batching goroutine, before the
-// max_in_flight writer goroutines race each other, so the stamp is the order
-// in which the pipeline emitted the messages. A no-op policy becomes count 1,
-// which flushes every message immediately, and an upstream batch whole (the
-// batcher adds all of a transaction's messages before it flushes).
+// orderedBatchPolicy returns the user's batching policy with the ordering
+// stage's stamper appended (see internal/ordering), numbering metaSeq.
 func orderedBatchPolicy(env *service.Environment, conf *service.ParsedConfig) (service.BatchPolicy, error) {
-	user, err := conf.FieldBatchPolicy(fieldBatching)
-	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
-	}
-	raw, err := conf.FieldAny(fieldBatching)
-	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
-	}
-	m := map[string]any{}
-	if rm, ok := raw.(map[string]any); ok {
-		for k, v := range rm {
-			m[k] = v
-		}
-	}
-	if user.IsNoop() {
-		m["count"] = 1
-	}
-	var procs []any
-	if p, ok := m["processors"].([]any); ok {
-		procs = append(procs, p...)
-	}
-	procs = append(procs, map[string]any{stampProcessorName: map[string]any{}})
-	m["processors"] = procs
-	js, err := json.Marshal(map[string]any{fieldBatching: m})
-	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
-	}
-	spec := service.NewConfigSpec().Field(service.NewBatchPolicyField(fieldBatching))
-	pc, err := spec.ParseYAML(string(js), env)
-	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
-	}
-	pol, err := pc.FieldBatchPolicy(fieldBatching)
+	pol, err := ordering.BatchPolicy(env, conf, fieldBatching, stampProcessorName, metaSeq)
 	if err != nil {
 		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
 	}
@@ -350,7 +318,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 			// A message that is not sent still occupies its place in
 			// the sequence.
 			if p.seq > 0 {
-				o.seq.skip(p.seq)
+				o.seq.Skip(p.seq)
 			}
 			doomed = append(doomed, p)
 			continue
@@ -373,7 +341,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 			continue
 		}
 		if p.seq > 0 {
-			o.seq.skip(p.seq)
+			o.seq.Skip(p.seq)
 		}
 		if len(items) == 1 {
 			p.err = o.send(sctx, p)
@@ -388,7 +356,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	if len(ordered) > 0 {
 		for _, p := range ordered {
 			p.done = make(chan struct{})
-			o.seq.submit(&seqItem{seq: p.seq, domain: p.key.String() + "\x00" + p.msg.Key, run: func() {
+			o.seq.Submit(&ordering.Item{Seq: p.seq, Domain: p.key.String() + "\x00" + p.msg.Key, Run: func() {
 				p.err = o.send(sctx, p)
 				close(p.done)
 			}})
@@ -605,7 +573,7 @@ func (o *output) Close(ctx context.Context) error {
 	case <-timer.C:
 	}
 	o.closeCancel()
-	o.seq.close()
+	o.seq.Close()
 	<-drained
 
 	o.cache.close()
