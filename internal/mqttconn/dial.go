@@ -1,4 +1,7 @@
-package mqtt
+// Package mqttconn is the MQTT connection setup shared by the mqtt input and
+// the mqtt output: the broker URL checks of lint and start-up, and the dialer
+// paho uses (a buffered reader under the connection).
+package mqttconn
 
 import (
 	"bufio"
@@ -18,11 +21,11 @@ import (
 // PUBLISH packets costs one read per buffer.
 const readBufferSize = 64 << 10
 
-// openConnection is paho's CustomOpenConnectionFn: it dials the broker as
+// OpenConnection is paho's CustomOpenConnectionFn: it dials the broker as
 // paho's own dialer does for each scheme (the proxy from the environment
 // for tcp, ssl and their aliases; WebSockets through paho; unix sockets) and
 // puts a buffered reader under the connection.
-func openConnection(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+func OpenConnection(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	conn, err := dialBroker(uri, o)
 	if err != nil {
 		return nil, err
