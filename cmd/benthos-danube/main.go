@@ -22,6 +22,7 @@ import (
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
 	_ "github.com/benthos-danube/benthos-danube/output/danube"
+	_ "github.com/benthos-danube/benthos-danube/output/mqtt"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.dateBuilt=...".

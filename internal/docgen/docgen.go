@@ -34,6 +34,7 @@ type Component struct {
 var Components = []Component{
 	{Kind: "input", Name: "mqtt"},
 	{Kind: "output", Name: "danube"},
+	{Kind: "output", Name: "mqtt"},
 	{Kind: "metrics", Name: "prometheus"},
 }
 

@@ -1,0 +1,89 @@
+package mqttout
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
+	"github.com/benthos-danube/benthos-danube/internal/redact"
+)
+
+// transport311 is an MQTT 3.1.1 connection on paho.mqtt.golang. A fresh
+// client per connection (paho clients are not reused after Disconnect), a
+// clean session, no automatic reconnect: the output owns the reconnect loop.
+// paho writes PUBLISH packets in the order Publish is called.
+type transport311 struct {
+	client   paho.Client
+	lostCh   chan struct{}
+	lostOnce sync.Once
+}
+
+func dial311(ctx context.Context, c connConfig) (transport, error) {
+	t := &transport311{lostCh: make(chan struct{})}
+	o := paho.NewClientOptions()
+	for _, u := range c.urls {
+		o.AddBroker(u)
+	}
+	o.SetClientID(c.clientID).
+		SetCleanSession(true).
+		SetKeepAlive(c.keepalive).
+		SetConnectTimeout(c.connectTimeout).
+		SetWriteTimeout(c.writeTimeout). // bounds Publish's wait for paho's outgoing queue
+		SetCustomOpenConnectionFn(mqttconn.OpenConnection).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetResumeSubs(false).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			t.markLost()
+			if c.onLost != nil {
+				c.onLost(err)
+			}
+		})
+	if c.user != "" {
+		o.SetUsername(c.user)
+	}
+	if c.password != "" {
+		o.SetPassword(c.password)
+	}
+	if c.tls != nil {
+		o.SetTLSConfig(c.tls)
+	}
+	t.client = paho.NewClient(o)
+	// paho bounds the dial and CONNACK by connect_timeout per URL; the wait
+	// here only adds a margin so a stuck handshake can never hang Connect.
+	limit := c.connectTimeout*time.Duration(len(c.urls)) + 5*time.Second
+	tok := t.client.Connect()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-tok.Done():
+		err = tok.Error()
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-timer.C:
+		err = fmt.Errorf("no answer from the broker within %v", limit)
+	}
+	if err != nil {
+		t.client.Disconnect(0)
+		return nil, redact.Error(fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", redact.URLs(c.urls), c.clientID, err))
+	}
+	return t, nil
+}
+
+func (t *transport311) markLost() { t.lostOnce.Do(func() { close(t.lostCh) }) }
+
+func (t *transport311) publish(p publication) delivery {
+	return t.client.Publish(p.topic, p.qos, p.retained, p.payload)
+}
+
+func (t *transport311) lost() <-chan struct{} { return t.lostCh }
+
+func (t *transport311) close(quiesce time.Duration) {
+	t.client.Disconnect(uint(quiesce / time.Millisecond))
+	t.markLost()
+}
