@@ -1,6 +1,6 @@
 // Command benthos-danube is a Benthos distribution that bridges MQTT to
-// Danube: the Benthos core (pure and io components) plus the `mqtt` input, the
-// `danube` output and the `prometheus` metrics exporter.
+// Danube: the Benthos core (pure and io components) plus the `mqtt` and `danube`
+// inputs, the `danube` output and the `prometheus` metrics exporter.
 //
 // Build with a version:
 //
@@ -19,6 +19,7 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/demo"
 	"github.com/benthos-danube/benthos-danube/internal/migrate"
 
+	_ "github.com/benthos-danube/benthos-danube/input/danube"
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
 	_ "github.com/benthos-danube/benthos-danube/output/danube"

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +37,10 @@ const (
 type ConsumerConfig struct {
 	// Topic is "/namespace/topic"; every partition of it is consumed.
 	Topic string
+	// Topics are more topics consumed by the same Consumer, under the same
+	// subscription, consumer name and type, each with all its partitions.
+	// Topic and Topics may both be set; duplicates are consumed once.
+	Topics []string
 	// Subscription is the subscription name.
 	Subscription string
 	// Name is the consumer name ("" = random); the same name reattaches to
@@ -44,12 +52,42 @@ type ConsumerConfig struct {
 	KeyFilters []string
 	// HealthInterval is the period of the per-partition health check; <= 0 means 5s.
 	HealthInterval time.Duration
+	// Buffer is the number of received messages held for Receive (shared by
+	// every partition); <= 0 means 100, as danube-go. A full buffer stops
+	// reading the streams, so the broker's own window applies.
+	Buffer int
+}
+
+// DefaultConsumerBuffer is the default ConsumerConfig.Buffer.
+const DefaultConsumerBuffer = 100
+
+// topics returns Topic and Topics without duplicates, in order.
+func (cfg *ConsumerConfig) topics() []string {
+	all := cfg.Topics
+	if cfg.Topic != "" || len(all) == 0 {
+		all = append([]string{cfg.Topic}, all...) // "" fails validation
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range all {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // ReceivedMessage is a message delivered to a Consumer.
 type ReceivedMessage struct {
 	// Topic is the topic or partition the message was delivered on.
 	Topic string
+	// BaseTopic is the configured topic (ConsumerConfig.Topic or one of
+	// Topics) that Topic belongs to: Topic itself, or the partitioned topic
+	// whose partition Topic is.
+	BaseTopic string
+	// Partition is N when Topic is the partition "<topic>-part-N", else -1.
+	Partition int
 	// Payload is the message body.
 	Payload []byte
 	// Attributes are the producer's user properties.
@@ -60,6 +98,8 @@ type ReceivedMessage struct {
 	HasRoutingKey bool
 	// ProducerName is the name of the producer that sent the message.
 	ProducerName string
+	// ProducerID is the broker-assigned id of the producer (msg_id.producer_id).
+	ProducerID uint64
 	// PublishTime is the producer's publish time (millisecond precision).
 	PublishTime time.Time
 	// Offset is the topic offset (reliable topics; 0 otherwise).
@@ -92,9 +132,11 @@ type Consumer struct {
 
 // partConsumer consumes one topic or partition.
 type partConsumer struct {
-	co    *Consumer
-	topic string
-	reqID atomic.Uint64
+	co        *Consumer
+	topic     string
+	base      string
+	partition int
+	reqID     atomic.Uint64
 
 	mu sync.Mutex
 	b  brokerAddr
@@ -102,12 +144,15 @@ type partConsumer struct {
 	id uint64
 }
 
-// Subscribe subscribes to every partition of cfg.Topic (TopicPartitions
-// first) and starts receiving. The topic must exist: Subscribe never
-// creates topics.
+// Subscribe subscribes to every partition of cfg.Topic and of cfg.Topics
+// (TopicPartitions first) and starts receiving. The topics must exist:
+// Subscribe never creates topics.
 func (c *Client) Subscribe(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
-	if err := ValidateTopic(cfg.Topic); err != nil {
-		return nil, &Error{Topic: cfg.Topic, RPC: "Subscribe", Code: codes.InvalidArgument, Err: err, permanent: true}
+	bases := cfg.topics()
+	for _, t := range bases {
+		if err := ValidateTopic(t); err != nil {
+			return nil, &Error{Topic: t, RPC: "Subscribe", Code: codes.InvalidArgument, Err: err, permanent: true}
+		}
 	}
 	if cfg.Subscription == "" {
 		return nil, &Error{Topic: cfg.Topic, RPC: "Subscribe", Code: codes.InvalidArgument, Err: errors.New("empty subscription name"), permanent: true}
@@ -118,30 +163,41 @@ func (c *Client) Subscribe(ctx context.Context, cfg ConsumerConfig) (*Consumer, 
 	if cfg.Name == "" {
 		cfg.Name = randomName("consumer")
 	}
-	topics, err := c.TopicPartitions(ctx, cfg.Topic)
-	if err != nil {
-		return nil, err
-	}
-	if len(topics) == 0 {
-		return nil, &Error{Topic: cfg.Topic, RPC: "TopicPartitions", Code: codes.NotFound, permanent: true,
-			Err: errors.New("topic not found (no topic or partitions with this name)")}
+	buf := cfg.Buffer
+	if buf <= 0 {
+		buf = DefaultConsumerBuffer
 	}
 	co := &Consumer{
 		c: c, cfg: cfg, retry: newRetryPolicy(0, 0, 0), health: defaultHealthInterval,
-		parts: map[string]*partConsumer{}, ch: make(chan *ReceivedMessage, 100),
+		parts: map[string]*partConsumer{}, ch: make(chan *ReceivedMessage, buf),
 	}
 	if cfg.HealthInterval > 0 {
 		co.health = cfg.HealthInterval
 	}
-	co.ctx, co.cancel = context.WithCancel(context.Background())
-	for _, t := range topics {
-		co.parts[t] = &partConsumer{co: co, topic: t, b: c.serviceBroker()}
+	var order []*partConsumer
+	for _, base := range bases {
+		topics, err := c.TopicPartitions(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		if len(topics) == 0 {
+			return nil, &Error{Topic: base, RPC: "TopicPartitions", Code: codes.NotFound, permanent: true,
+				Err: errors.New("topic not found (no topic or partitions with this name)")}
+		}
+		for _, t := range topics {
+			if co.parts[t] == nil {
+				pc := &partConsumer{co: co, topic: t, base: base, partition: partitionNumber(t), b: c.serviceBroker()}
+				co.parts[t] = pc
+				order = append(order, pc)
+			}
+		}
 	}
+	co.ctx, co.cancel = context.WithCancel(context.Background())
 	if err := c.register(nil, co); err != nil {
 		co.cancel()
 		return nil, err
 	}
-	for _, pc := range co.parts {
+	for _, pc := range order {
 		if err := pc.subscribe(ctx, true); err != nil {
 			_ = co.Close()
 			return nil, err
@@ -157,6 +213,32 @@ func (c *Client) Subscribe(ctx context.Context, cfg ConsumerConfig) (*Consumer, 
 		go pc.run()
 	}
 	return co, nil
+}
+
+// Topics returns every topic and partition the consumer receives from,
+// sorted.
+func (co *Consumer) Topics() []string {
+	return slices.Sorted(maps.Keys(co.parts))
+}
+
+// ReceiveBatch returns the messages already waiting, at least one and at
+// most max (max <= 0 means 1): it blocks like Receive for the first one and
+// never waits for more.
+func (co *Consumer) ReceiveBatch(ctx context.Context, max int) ([]*ReceivedMessage, error) {
+	first, err := co.Receive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []*ReceivedMessage{first}
+	for len(out) < max {
+		select {
+		case m := <-co.ch:
+			out = append(out, m)
+		default:
+			return out, nil
+		}
+	}
+	return out, nil
 }
 
 // Receive returns the next message. It blocks until a message arrives, ctx
@@ -371,6 +453,9 @@ func (pc *partConsumer) session() bool {
 		}
 		rm := &ReceivedMessage{
 			Topic:         pc.topic,
+			BaseTopic:     pc.base,
+			Partition:     pc.partition,
+			ProducerID:    m.GetMsgId().GetProducerId(),
 			Payload:       m.GetPayload(),
 			Attributes:    m.GetAttributes(),
 			RoutingKey:    m.GetRoutingKey(),
@@ -415,4 +500,22 @@ func (pc *partConsumer) healthLoop(ctx context.Context, cancel context.CancelFun
 			return
 		}
 	}
+}
+
+// partitionNumber returns N for a partition name "<topic>-part-N" and -1
+// for any other name.
+func partitionNumber(topic string) int {
+	i := strings.LastIndex(topic, "-part-")
+	if i < 0 {
+		return -1
+	}
+	suf := topic[i+len("-part-"):]
+	if suf == "" || strings.Trim(suf, "0123456789") != "" {
+		return -1
+	}
+	n, err := strconv.Atoi(suf)
+	if err != nil {
+		return -1
+	}
+	return n
 }

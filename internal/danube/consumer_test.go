@@ -261,3 +261,48 @@ func TestConsumerFollowsTopicMove(t *testing.T) {
 		t.Fatalf("consumers on B = %d", b.ConsumerCount())
 	}
 }
+
+func TestConsumerSeveralTopicsAndBatches(t *testing.T) {
+	srv := danubetest.NewTestServer(t)
+	c := newClient(t, srv.URL())
+	pa := newProducer(t, c, danube.ProducerConfig{Topic: "/default/multi-a", Name: "pa", Dispatch: danube.DispatchReliable})
+	pb := newProducer(t, c, danube.ProducerConfig{Topic: "/default/multi-b", Name: "pb", Partitions: 2, Dispatch: danube.DispatchReliable})
+	co := newConsumer(t, c, danube.ConsumerConfig{Topic: "/default/multi-a", Topics: []string{"/default/multi-b", "/default/multi-a"},
+		Subscription: "s", Name: "c", Type: danube.SubExclusive, Buffer: 8})
+	want := []string{"/default/multi-a", "/default/multi-b-part-0", "/default/multi-b-part-1"}
+	if got := co.Topics(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Topics() = %v, want %v", got, want)
+	}
+	send(t, pa, danube.Message{Payload: []byte("a")})
+	send(t, pb, danube.Message{Payload: []byte("b0")})
+	send(t, pb, danube.Message{Payload: []byte("b1")})
+	got := map[string]*danube.ReceivedMessage{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for len(got) < 3 {
+		ms, err := co.ReceiveBatch(ctx, 10)
+		if err != nil {
+			t.Fatalf("ReceiveBatch: %v (have %d)", err, len(got))
+		}
+		if len(ms) == 0 || len(ms) > 10 {
+			t.Fatalf("ReceiveBatch returned %d messages", len(ms))
+		}
+		for _, m := range ms {
+			got[string(m.Payload)] = m
+			if err := co.Ack(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if m := got["a"]; m.BaseTopic != "/default/multi-a" || m.Partition != -1 || m.Topic != "/default/multi-a" || m.ProducerID == 0 {
+		t.Fatalf("a: %+v", m)
+	}
+	for i, p := range []string{"b0", "b1"} {
+		if m := got[p]; m.BaseTopic != "/default/multi-b" || m.Partition != i || m.Topic != fmt.Sprintf("/default/multi-b-part-%d", i) {
+			t.Fatalf("%s: %+v", p, m)
+		}
+	}
+	if _, err := c.Subscribe(context.Background(), danube.ConsumerConfig{Topics: []string{"/default/multi-a", "/default/nope"}, Subscription: "s2"}); !danube.IsPermanent(err) {
+		t.Fatalf("one missing topic of several: %v", err)
+	}
+}

@@ -33,6 +33,7 @@ type Component struct {
 // Components lists the plugins that this distribution adds, in README order.
 var Components = []Component{
 	{Kind: "input", Name: "mqtt"},
+	{Kind: "input", Name: "danube"},
 	{Kind: "output", Name: "danube"},
 	{Kind: "output", Name: "mqtt"},
 	{Kind: "metrics", Name: "prometheus"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/docgen"
 
+	_ "github.com/benthos-danube/benthos-danube/input/danube"
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
 	_ "github.com/benthos-danube/benthos-danube/output/danube"

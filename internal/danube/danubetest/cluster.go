@@ -94,6 +94,7 @@ type topic struct {
 	log       []*danubepb.StreamMessage // every accepted message; index == offset on reliable topics
 	producers map[string]uint64         // producer name → id
 	subs      map[string]*subscription
+	dropped   int // non-reliable messages no consumer of a subscription took
 }
 
 type subscription struct {
@@ -102,8 +103,10 @@ type subscription struct {
 	topic     *topic
 	consumers []*consumer // attach order
 	rr        int
+	dropped   int // non-reliable messages dropped for this subscription
 
 	// reliable state
+	start     uint64 // the tail when the subscription was created
 	cursor    uint64 // every offset below is acked
 	next      uint64 // next offset never dispatched
 	acked     map[uint64]bool
@@ -280,6 +283,37 @@ func (c *Cluster) Topics() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Sorted(maps.Keys(c.topics))
+}
+
+// DroppedMessages returns how many messages of the exact non-reliable topic
+// or partition were dropped for a subscription because no consumer could
+// take them: the consumer's queue (WithConsumerQueue) was full, as Danube
+// drops for a slow non-reliable consumer, or no consumer was attached. Each
+// subscription that missed a message counts it once. Reliable topics never
+// drop.
+func (c *Cluster) DroppedMessages(topicName string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.topics[topicName]; t != nil {
+		return t.dropped
+	}
+	return 0
+}
+
+// Unacked returns, for a subscription of the exact reliable topic or
+// partition, how many messages were dispatched and are not acked yet
+// (delivered and waiting for their ack, or waiting for redelivery), and
+// acked how many of the messages published since it was created were acked. ok is false when there is no such
+// subscription.
+func (c *Cluster) Unacked(topicName, subscription string) (unacked, acked int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[topicName]
+	if t == nil || t.subs[subscription] == nil {
+		return 0, 0, false
+	}
+	sub := t.subs[subscription]
+	return sub.unacked(), int(sub.cursor-sub.start) + len(sub.acked), true
 }
 
 // WaitForMessages blocks until the exact topic holds at least n messages or

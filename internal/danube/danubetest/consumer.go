@@ -71,6 +71,7 @@ func (cs consumerSvc) Subscribe(_ context.Context, req *danubepb.ConsumerRequest
 			name:      req.GetSubscription(),
 			typ:       typ,
 			topic:     t,
+			start:     uint64(len(t.log)),
 			cursor:    uint64(len(t.log)),
 			next:      uint64(len(t.log)),
 			acked:     map[uint64]bool{},
@@ -239,8 +240,9 @@ func (cs consumerSvc) Nack(_ context.Context, req *danubepb.NackRequest) (*danub
 			delay = max(delay, time.Duration(min(*req.DelayMs, uint64(MaxNackDelay/time.Millisecond)))*time.Millisecond)
 		}
 		delay = min(delay, MaxNackDelay)
-		sub.redeliver[off] = nowFunc().Add(delay)
-		owner.kick()
+		at := nowFunc().Add(delay)
+		sub.redeliver[off] = at
+		owner.scheduleLocked(at)
 	}
 	return &danubepb.NackResponse{RequestId: req.GetRequestId()}, nil
 }
@@ -327,22 +329,54 @@ func enqueue(co *consumer, m *danubepb.StreamMessage) bool {
 	}
 }
 
-// dispatchNonReliableLocked offers m to every current subscription; it is
-// dropped where no consumer can take it.
+// dispatchNonReliableLocked offers m to every current subscription. Like
+// Danube, it never waits for a slow consumer: where no consumer can take m
+// (its queue is full, or none is attached) m is dropped for that
+// subscription, counted (DroppedMessages) and logged.
 func (s *Server) dispatchNonReliableLocked(t *topic, m *danubepb.StreamMessage) {
 	for _, name := range slices.Sorted(maps.Keys(t.subs)) {
 		sub := t.subs[name]
 		co, skip := sub.pick(m)
-		if co == nil || skip {
+		if skip {
 			continue
 		}
-		enqueue(co, proto.Clone(m).(*danubepb.StreamMessage))
+		if co != nil && enqueue(co, proto.Clone(m).(*danubepb.StreamMessage)) {
+			continue
+		}
+		s.dropLocked(t, sub, co)
 	}
 }
 
+// dropLocked counts a non-reliable message dropped for sub (co is the
+// consumer whose queue was full, nil when none was attached) and logs the
+// 1st, 2nd, 4th, 8th … drop of the subscription, so a flood of drops costs
+// a logarithmic number of lines.
+func (s *Server) dropLocked(t *topic, sub *subscription, co *consumer) {
+	t.dropped++
+	sub.dropped++
+	if sub.dropped&(sub.dropped-1) != 0 {
+		return
+	}
+	reason, name := "no consumer attached", ""
+	if co != nil {
+		reason, name = "consumer queue full", co.name
+	}
+	s.cfg.logger.Warn("danubetest dropping non-reliable message ("+reason+"), as Danube does",
+		"topic", t.name, "subscription", sub.name, "consumer", name,
+		"dropped", sub.dropped, "queue", s.cfg.queueSize)
+}
+
 // dispatchTopicLocked runs reliable dispatch for every subscription of t and
-// returns the earliest future deadline (zero if none).
-func (s *Server) dispatchTopicLocked(t *topic, now time.Time) time.Time {
+// makes sure the timer loop wakes at the earliest future deadline (an ack
+// timeout or a delayed redelivery) it found.
+func (s *Server) dispatchTopicLocked(t *topic, now time.Time) {
+	s.scheduleLocked(s.dispatchDeadlinesLocked(t, now))
+}
+
+// dispatchDeadlinesLocked is dispatchTopicLocked without the scheduling: it
+// returns the earliest future deadline (zero if none). The timer loop uses it
+// and sets its own timer.
+func (s *Server) dispatchDeadlinesLocked(t *topic, now time.Time) time.Time {
 	if !t.reliable {
 		return time.Time{}
 	}
@@ -351,9 +385,6 @@ func (s *Server) dispatchTopicLocked(t *topic, now time.Time) time.Time {
 		if n := s.dispatchSubLocked(t, sub, now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
-	}
-	if !next.IsZero() {
-		s.kick()
 	}
 	return next
 }

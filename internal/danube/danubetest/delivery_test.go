@@ -282,3 +282,43 @@ func waitDetached(t *testing.T, s *Server, id uint64) {
 	}
 	t.Fatalf("stream of consumer %d still attached", id)
 }
+
+// TestNonReliableSlowConsumerDrops checks Danube's slow-consumer rule on
+// non-reliable topics: the broker never waits for a consumer; a message for a
+// full queue is dropped, and every drop is counted.
+func TestNonReliableSlowConsumerDrops(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		opts        []Option
+		queue, sent int
+	}{
+		{"default queue", nil, DefaultConsumerQueue, 10},
+		{"configured queue", []Option{WithConsumerQueue(16)}, 16, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewTestServer(t, tc.opts...)
+			st := dial(t, s)
+			ctx := testCtx(t)
+			const topic = "/default/slow"
+			p, err := st.createProducer(ctx, topic, "p", nonReliable)
+			mustOK(t, err)
+			// Subscribed but not reading: the queue fills, nothing drains it.
+			cid, err := st.subscribe(ctx, topic, "s", "c", danubepb.ConsumerRequest_Exclusive)
+			mustOK(t, err)
+			for i := range tc.sent {
+				mustOK(t, p.send(ctx, strconv.Itoa(i)))
+			}
+			kept := min(tc.queue, tc.sent)
+			if got := s.DroppedMessages(topic); got != tc.sent-kept {
+				t.Fatalf("DroppedMessages = %d, want %d", got, tc.sent-kept)
+			}
+			r := st.receive(t, cid)
+			for i := range kept {
+				if m := r.next(t, 5*time.Second); string(m.GetPayload()) != strconv.Itoa(i) {
+					t.Fatalf("delivery %d = %q, want the oldest messages in order", i, m.GetPayload())
+				}
+			}
+			r.none(t, 100*time.Millisecond)
+		})
+	}
+}

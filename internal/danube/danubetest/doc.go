@@ -11,6 +11,13 @@
 // redelivery, the 4 MiB request limit (OutOfRange), token authentication and
 // health-check CLOSE after a restart. See ../shared/docs/danube-protocol.md §6.
 //
+// Consumers under load: reliable dispatch is ack-gated (WithMaxUnacked) and
+// costs no CPU while deliveries wait for their acks (one timer for the
+// earliest ack timeout or nack delay). Non-reliable dispatch never waits for a
+// slow consumer, as in Danube: a message for a full per-consumer queue
+// (WithConsumerQueue, default 4) is dropped, counted (DroppedMessages) and
+// logged (the 1st, 2nd, 4th … drop of each subscription).
+//
 // Typical use in a test:
 //
 //	srv := danubetest.NewTestServer(t, danubetest.WithNamespaces("iot"))

@@ -152,9 +152,7 @@ func (p producerSvc) SendMessage(_ context.Context, req *danubepb.StreamMessage)
 	}
 	c.storeLocked(t, req)
 	if t.reliable {
-		if !s.dispatchTopicLocked(t, nowFunc()).IsZero() {
-			s.kick()
-		}
+		s.dispatchTopicLocked(t, nowFunc())
 	} else {
 		s.dispatchNonReliableLocked(t, req)
 	}

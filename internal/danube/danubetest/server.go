@@ -36,6 +36,10 @@ type Server struct {
 	producers map[uint64]*producer
 	consumers map[uint64]*consumer
 
+	// wakeAt is when the timer loop is due to run next (zero: no deadline
+	// pending). Guarded by cluster.mu.
+	wakeAt time.Time
+
 	lifeMu sync.Mutex
 	gs     *grpc.Server
 	closed bool
@@ -386,6 +390,16 @@ func (s *Server) WaitForMessages(ctx context.Context, topicName string, n int) e
 	return s.cluster.WaitForMessages(ctx, topicName, n)
 }
 
+// DroppedMessages returns how many messages of the exact non-reliable topic
+// were dropped for a subscription (see Cluster.DroppedMessages).
+func (s *Server) DroppedMessages(topicName string) int { return s.cluster.DroppedMessages(topicName) }
+
+// Unacked reports the unacked and acked message counts of a reliable
+// subscription (see Cluster.Unacked).
+func (s *Server) Unacked(topicName, subscription string) (unacked, acked int, ok bool) {
+	return s.cluster.Unacked(topicName, subscription)
+}
+
 // ProducerCount returns the number of producers registered on this broker.
 func (s *Server) ProducerCount() int {
 	s.cluster.mu.Lock()
@@ -492,8 +506,21 @@ func (s *Server) kick() {
 	}
 }
 
+// scheduleLocked makes the timer loop run no later than at (zero: nothing to
+// schedule). It wakes the loop only when at is earlier than the loop's
+// current timer, so a steady stream of deliveries, each with an ack timeout
+// later than the one pending, costs no wake-up. cluster.mu must be held.
+func (s *Server) scheduleLocked(at time.Time) {
+	if at.IsZero() || (!s.wakeAt.IsZero() && !at.Before(s.wakeAt)) {
+		return
+	}
+	s.wakeAt = at
+	s.kick()
+}
+
 // timerLoop runs time-based reliable redelivery (nack delays, ack timeouts)
-// for the topics this broker owns.
+// for the topics this broker owns. It sleeps until the earliest deadline; it
+// never wakes itself (scheduleLocked wakes it for an earlier deadline).
 func (s *Server) timerLoop() {
 	defer s.wg.Done()
 	tm := time.NewTimer(time.Hour)
@@ -513,14 +540,21 @@ func (s *Server) timerLoop() {
 			if t.owner != s || !t.reliable {
 				continue
 			}
-			if n := s.dispatchTopicLocked(t, now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			if n := s.dispatchDeadlinesLocked(t, now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 				next = n
 			}
 		}
+		s.wakeAt = next
 		c.mu.Unlock()
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(time.Until(next), time.Millisecond)
+		}
+		if !tm.Stop() {
+			select {
+			case <-tm.C:
+			default:
+			}
 		}
 		tm.Reset(wait)
 	}

@@ -1,0 +1,303 @@
+package danubein
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/redact"
+)
+
+// ackTimeout bounds one Ack or Nack RPC. A message whose ack is lost is
+// redelivered by Danube (a duplicate), never lost.
+const ackTimeout = 10 * time.Second
+
+type input struct {
+	s          settings
+	subType    danube.SubscriptionType
+	clientOpts []danube.Option
+	log        *service.Logger
+	httpsNoTLS bool
+
+	mUnacked   *service.MetricGauge
+	mNacks     *service.MetricCounter
+	mAckErrors *service.MetricCounter
+
+	// slots holds one token per message handed to the pipeline and not yet
+	// acked or nacked to Danube (max_unacked).
+	slots chan struct{}
+
+	mu       sync.Mutex
+	client   *danube.Client
+	consumer *danube.Consumer
+	closed   bool
+}
+
+func newFromConfig(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchInput, error) {
+	in, err := newInput(conf, mgr)
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// newInput is the start-up validation (settings.check, which lint runs too,
+// then what only start-up does) and builds the input.
+func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error) {
+	s, err := readSettings(conf)
+	if err != nil {
+		return nil, err
+	}
+	if errs := s.check(); len(errs) > 0 {
+		return nil, errs[0]
+	}
+	typ, _ := subscriptionType(s.subType) // checked
+	in := &input{s: s, subType: typ, log: mgr.Logger(), slots: make(chan struct{}, s.maxUnacked)}
+	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
+	if err != nil {
+		return nil, fmt.Errorf("danube input: field tls: %w", err)
+	}
+	if tlsOn {
+		in.clientOpts = append(in.clientOpts, danube.WithTLS(tlsConf))
+	}
+	in.httpsNoTLS = !tlsOn && strings.HasPrefix(strings.ToLower(strings.TrimSpace(s.url)), "https://")
+	if in.httpsNoTLS {
+		in.log.Warnf("danube input: %s %s starts with https:// but %s.enabled is false: the connection is plaintext, the scheme does not enable TLS; set %s.enabled: true, or write http:// for a plaintext broker",
+			fieldURL, in.shownURL(), fieldTLS, fieldTLS)
+	}
+	switch {
+	case s.tokenFile != "":
+		in.clientOpts = append(in.clientOpts, danube.WithTokenFile(s.tokenFile))
+	case s.token != "":
+		in.clientOpts = append(in.clientOpts, danube.WithToken(s.token))
+	}
+	in.clientOpts = append(in.clientOpts, danube.WithLogger(newSlogLogger(in.log)))
+	m := mgr.Metrics()
+	in.mUnacked = m.NewGauge(MetricUnacked)
+	in.mNacks = m.NewCounter(MetricNacks)
+	in.mAckErrors = m.NewCounter(MetricAckErrors)
+	in.mUnacked.Set(0)
+	in.mNacks.Incr(0)
+	in.mAckErrors.Incr(0)
+	return in, nil
+}
+
+func (in *input) shownURL() string { return redact.URL(in.s.url) }
+
+// Connect creates the client and subscribes on first use. The Consumer then
+// keeps its subscription alive by itself (resubscribing after a lost stream,
+// a broker restart or a topic move), so Connect runs again only after Close
+// of the consumer.
+func (in *input) Connect(ctx context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return service.ErrEndOfInput
+	}
+	if in.consumer != nil {
+		return nil
+	}
+	if in.client == nil {
+		c, err := danube.NewClient(in.s.url, in.clientOpts...)
+		if err != nil {
+			return fmt.Errorf("danube input: creating client for %s: %w", in.shownURL(), err)
+		}
+		in.client = c
+	}
+	co, err := in.client.Subscribe(ctx, danube.ConsumerConfig{
+		Topics:       in.s.topics,
+		Subscription: in.s.subscription,
+		Name:         in.s.consumerName,
+		Type:         in.subType,
+		KeyFilters:   in.s.keyFilters,
+		Buffer:       min(max(in.s.maxUnacked, danube.DefaultConsumerBuffer), 4096),
+	})
+	if err != nil {
+		err = fmt.Errorf("danube input: subscribing %s to %s at %s: %w", in.s.subscription, strings.Join(in.s.topics, ", "), in.shownURL(), err)
+		if h := in.hint(err); h != "" {
+			err = fmt.Errorf("%w; %s", err, h)
+		}
+		if danube.IsPermanent(err) {
+			// A missing topic or a refused subscription: retrying at once
+			// only floods the log.
+			return service.NewErrBackOff(err, 5*time.Second)
+		}
+		return err
+	}
+	in.consumer = co
+	in.log.Infof("danube input: subscribed %s (%s, consumer %s) to %s", in.s.subscription, in.s.subType, in.s.consumerName, strings.Join(co.Topics(), ", "))
+	return nil
+}
+
+// hint says what to do about a failed Subscribe.
+func (in *input) hint(err error) string {
+	msg := err.Error()
+	switch code := status.Code(errors.Unwrap(err)); {
+	case in.httpsNoTLS && danube.IsConnectionError(err):
+		return fmt.Sprintf("%s starts with https:// but %s.enabled is false, and the scheme does not enable TLS: set %s.enabled: true", fieldURL, fieldTLS, fieldTLS)
+	case code == codes.Unauthenticated || strings.Contains(msg, "Unauthenticated"):
+		return fmt.Sprintf("the broker refused the credentials: set %s or %s to a JWT the broker accepts", fieldToken, fieldTokenFile)
+	case strings.Contains(msg, "topic not found") || strings.Contains(msg, "Unable to find the topic"):
+		return "Danube does not create topics for consumers: create the topic (danube-admin-cli topics create) or start its producer first; the input keeps retrying"
+	case strings.Contains(msg, "exclusive subscription"):
+		return fmt.Sprintf("another consumer holds the exclusive subscription: use the same %s to take over, or another %s", fieldConsumerName, fieldSubscription)
+	}
+	return ""
+}
+
+func (in *input) getConsumer() *danube.Consumer {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.consumer
+}
+
+// ReadBatch waits for a free max_unacked slot, then returns the messages
+// already received, at most as many as there are free slots.
+func (in *input) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	co := in.getConsumer()
+	if co == nil {
+		return nil, nil, service.ErrNotConnected
+	}
+	select {
+	case in.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	n := 1
+	for n < cap(in.slots) {
+		select {
+		case in.slots <- struct{}{}:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	ms, err := co.ReceiveBatch(ctx, n)
+	in.release(n - len(ms))
+	if err != nil {
+		if errors.Is(err, danube.ErrClosed) {
+			return nil, nil, service.ErrNotConnected
+		}
+		return nil, nil, err
+	}
+	in.mUnacked.Set(int64(len(in.slots)))
+	batch := make(service.MessageBatch, len(ms))
+	for i, m := range ms {
+		batch[i] = toMessage(m, in.s.subscription)
+	}
+	return batch, in.ackFunc(co, ms, batch), nil
+}
+
+func (in *input) release(n int) {
+	for range n {
+		<-in.slots
+	}
+}
+
+// ackFunc returns the AckFunc of one batch: an ack acks every message to
+// Danube; a nack nacks every message, or with a *service.BatchError only
+// the failed ones (the others are acked). It is idempotent.
+func (in *input) ackFunc(co *danube.Consumer, ms []*danube.ReceivedMessage, batch service.MessageBatch) service.AckFunc {
+	var once sync.Once
+	var ix *service.Indexer
+	if len(batch) > 1 {
+		ix = batch.Index()
+	}
+	return func(ctx context.Context, err error) error {
+		var result error
+		once.Do(func() {
+			failed := make([]error, len(ms)) // nil: ack
+			if err != nil {
+				var be *service.BatchError
+				if ix != nil && errors.As(err, &be) && be.IndexedErrors() > 0 {
+					be.WalkMessagesIndexedBy(ix, func(i int, _ *service.Message, merr error) bool {
+						if i >= 0 && i < len(failed) && merr != nil {
+							failed[i] = merr
+						}
+						return true
+					})
+				} else {
+					for i := range failed {
+						failed[i] = err
+					}
+				}
+			}
+			result = in.settle(ctx, co, ms, failed)
+			in.release(len(ms))
+			in.mUnacked.Set(int64(len(in.slots)))
+		})
+		return result
+	}
+}
+
+// settle acks ms[i] when failed[i] is nil and nacks it otherwise, all
+// concurrently, and returns the first RPC error.
+func (in *input) settle(ctx context.Context, co *danube.Consumer, ms []*danube.ReceivedMessage, failed []error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
+	errs := make([]error, len(ms))
+	one := func(i int) {
+		m := ms[i]
+		if failed[i] == nil {
+			if err := co.Ack(ctx, m); err != nil {
+				errs[i] = fmt.Errorf("danube input: ack of %s offset %d (Danube redelivers it): %w", m.Topic, m.Offset, err)
+			}
+			return
+		}
+		in.mNacks.Incr(1)
+		reason := failed[i].Error()
+		if len(reason) > 512 {
+			reason = reason[:512]
+		}
+		if err := co.Nack(ctx, m, in.s.nackDelay, reason); err != nil {
+			errs[i] = fmt.Errorf("danube input: nack of %s offset %d (Danube redelivers it after its ack timeout): %w", m.Topic, m.Offset, err)
+		}
+	}
+	if len(ms) == 1 {
+		one(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range ms {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				one(i)
+			}()
+		}
+		wg.Wait()
+	}
+	for _, err := range errs {
+		if err != nil {
+			in.mAckErrors.Incr(1)
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the consumer's streams and health loops and closes the
+// client. Unacknowledged reliable messages are redelivered by Danube.
+func (in *input) Close(ctx context.Context) error {
+	in.mu.Lock()
+	in.closed = true
+	co, c := in.consumer, in.client
+	in.consumer, in.client = nil, nil
+	in.mu.Unlock()
+	if co != nil {
+		_ = co.Close()
+	}
+	if c != nil {
+		return c.Close()
+	}
+	return nil
+}
