@@ -104,7 +104,7 @@ input:
     url: http://localhost:6650
     topics: [ /iot/commands ]
     subscription: downlink
-    subscription_type: Shared
+    subscription_type: failover
 output:
   mqtt:
     urls: [ tcp://localhost:1883 ]
