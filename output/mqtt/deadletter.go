@@ -16,6 +16,7 @@ import (
 const (
 	reasonInvalidTopic   = deadletter.ReasonInvalidTopic
 	reasonInvalidMessage = deadletter.ReasonInvalidMessage
+	reasonRefused        = deadletter.ReasonRejected
 )
 
 // dlCause says why one message can never be published.

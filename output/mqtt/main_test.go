@@ -16,7 +16,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
@@ -64,9 +63,6 @@ func (b *broker) start(extra ...listeners.Listener) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		b.t.Fatal(err)
-	}
 	if err := srv.AddHook(b.hook, nil); err != nil {
 		b.t.Fatal(err)
 	}
@@ -103,17 +99,36 @@ func (b *broker) stop() {
 	}
 }
 
-// withholdHook drops (never acknowledges) publishes to topics starting with
-// the prefix set in withhold, and counts what it dropped.
+// withholdHook lets every client in, drops (never acknowledges) publishes
+// to topics starting with the prefix set in withhold, and counts what it
+// dropped; its ACL denies writes to topics starting with the prefix set in
+// deny (mochi then disconnects an MQTT 3.1.1 client that publishes there at
+// QoS 1 or 2).
 type withholdHook struct {
 	mochi.HookBase
 	prefix  atomic.Pointer[string]
+	denied  atomic.Pointer[string]
 	dropped atomic.Int64
+	refused atomic.Int64
 }
 
 func (h *withholdHook) ID() string { return "withhold" }
 
-func (h *withholdHook) Provides(b byte) bool { return b == mochi.OnPublish }
+func (h *withholdHook) Provides(b byte) bool {
+	return b == mochi.OnPublish || b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *withholdHook) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
+
+func (h *withholdHook) OnACLCheck(_ *mochi.Client, topic string, write bool) bool {
+	if p := h.denied.Load(); write && p != nil && *p != "" && strings.HasPrefix(topic, *p) {
+		h.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (h *withholdHook) deny(prefix string) { h.denied.Store(&prefix) }
 
 func (h *withholdHook) OnPublish(_ *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	if p := h.prefix.Load(); p != nil && *p != "" && strings.HasPrefix(pk.TopicName, *p) {
@@ -207,7 +222,11 @@ func startStream(t testing.TB, outputYAML string) *testStream {
 	go func() { ts.done <- strm.Run(context.Background()) }()
 	t.Cleanup(func() {
 		_ = strm.StopWithin(10 * time.Second)
-		<-ts.done
+		select {
+		case <-ts.done:
+		case <-time.After(5 * time.Second):
+			t.Error("the stream did not stop")
+		}
 	})
 	return ts
 }
@@ -232,7 +251,11 @@ func startConfig(t testing.TB, yaml string) *service.Stream {
 	go func() { done <- strm.Run(context.Background()) }()
 	t.Cleanup(func() {
 		_ = strm.StopWithin(10 * time.Second)
-		<-done
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("the stream did not stop")
+		}
 	})
 	return strm
 }

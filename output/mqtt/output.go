@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,17 +64,25 @@ type output struct {
 	mSkipped, mTimeouts, mReconnects *service.MetricCounter
 
 	connMu        sync.Mutex // serialises Connect and Close
-	cur           atomic.Pointer[transport]
+	cur           atomic.Pointer[live]
 	failures      int
 	everConnected bool
 
 	seq *ordering.Sequencer
+	sus *suspects
 
 	closeMu  sync.RWMutex
 	closed   bool
 	inflight sync.WaitGroup
 
 	lastLostLog atomic.Int64 // unix ns, rate-limits the "connection lost" warning
+}
+
+// live is the current connection and the number of its publications still
+// awaited (an isolated publish waits for none).
+type live struct {
+	t        transport
+	inflight atomic.Int64
 }
 
 func newFromConfig(env *service.Environment, conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
@@ -110,6 +117,7 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources, dial dialFunc
 		writeTimeout: s.writeTimeout,
 		log:          mgr.Logger(),
 		seq:          ordering.NewSequencer(),
+		sus:          newSuspects(),
 		conn: connConfig{
 			urls:           chk.urls,
 			keepalive:      s.keepalive,
@@ -177,10 +185,10 @@ func (o *output) Connect(ctx context.Context) error {
 	if closed {
 		return errClosed
 	}
-	if old := o.current(); old != nil {
+	if old := o.cur.Load(); old != nil {
 		select {
-		case <-old.lost():
-			old.close(0)
+		case <-old.t.lost():
+			old.t.close(0)
 			o.cur.Store(nil)
 		default:
 			return nil
@@ -199,15 +207,8 @@ func (o *output) Connect(ctx context.Context) error {
 		o.mReconnects.Incr(1)
 	}
 	o.everConnected = true
-	o.cur.Store(&t)
+	o.cur.Store(&live{t: t})
 	o.log.Infof("Connected to MQTT broker %v as client_id %q", redact.URLs(o.conn.urls), o.conn.clientID)
-	return nil
-}
-
-func (o *output) current() transport {
-	if p := o.cur.Load(); p != nil {
-		return *p
-	}
 	return nil
 }
 
@@ -228,6 +229,11 @@ type pending struct {
 	del  delivery
 	err  error
 	done chan struct{} // closed once the publication was handed to the connection
+	key  string        // suspectKey, when suspects exist or it failed with its connection
+	// isolated: a suspect, published alone; its outcome is known when done
+	// is closed.
+	isolated bool
+	awaited  bool // counted in live.inflight until its outcome is known
 }
 
 // WriteBatch publishes every message of the batch, in stamp order across
@@ -243,10 +249,11 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	o.closeMu.RUnlock()
 	defer o.inflight.Done()
 
-	t := o.current()
-	if t == nil {
+	lc := o.cur.Load()
+	if lc == nil {
 		return service.ErrNotConnected
 	}
+	t := lc.t
 	select {
 	case <-t.lost():
 		return service.ErrNotConnected
@@ -278,7 +285,13 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	for _, p := range toSend {
 		p.done = make(chan struct{})
 		o.seq.Submit(&ordering.Item{Seq: p.seq, Run: func() {
-			p.del = t.publish(p.pub)
+			if p.isolated {
+				o.publishAlone(ctx, lc, p)
+			} else {
+				lc.inflight.Add(1)
+				p.awaited = true
+				p.del = t.publish(p.pub)
+			}
 			close(p.done)
 		}})
 	}
@@ -287,25 +300,32 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	timedOut := false
 	for _, p := range toSend {
 		<-p.done
-		if timedOut {
-			p.err = o.timeoutErr(p)
-			continue
+		if p.isolated {
+			continue // publishAlone set err
 		}
-		select {
-		case <-p.del.Done():
-			p.err = p.del.Error()
-		case <-t.lost():
+		switch {
+		case timedOut:
+			p.err = o.timeoutErr(p)
+		default:
 			select {
 			case <-p.del.Done():
 				p.err = p.del.Error()
-			default:
-				p.err = errConnLost
+			case <-t.lost():
+				select {
+				case <-p.del.Done():
+					p.err = p.del.Error()
+				default:
+					p.err = errConnLost
+				}
+			case <-ctx.Done():
+				p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
+			case <-timer.C:
+				timedOut = true
+				p.err = o.timeoutErr(p)
 			}
-		case <-ctx.Done():
-			p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
-		case <-timer.C:
-			timedOut = true
-			p.err = o.timeoutErr(p)
+		}
+		if p.awaited {
+			lc.inflight.Add(-1)
 		}
 	}
 
@@ -320,6 +340,9 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	connErrs := 0
 	for _, p := range toSend {
 		if p.err == nil {
+			if p.key != "" {
+				o.sus.clear(p.key)
+			}
 			continue
 		}
 		var ref *refusedError
@@ -329,6 +352,12 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 		}
 		if isConnErr(p.err) {
 			connErrs++
+			// In flight when the connection was lost: a suspect, next
+			// published alone (see suspects.go).
+			if p.key == "" {
+				p.key = suspectKey(p.pub)
+			}
+			o.sus.add(p.key)
 		}
 		fail(p.idx, fmt.Errorf("publishing to %q: %w", p.pub.topic, p.err))
 	}
@@ -347,6 +376,8 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 		}
 		if err := o.dl.write(ctx, batch[p.idx], p.pub.payload, p.dl); err != nil {
 			fail(p.idx, err)
+		} else if p.key != "" {
+			o.sus.clear(p.key)
 		}
 	}
 	if batchErr == nil {
@@ -363,19 +394,71 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	return batchErr
 }
 
+// publishAlone publishes a suspect once nothing else is in flight on the
+// connection and waits for its outcome, so that nothing after it is
+// published meanwhile (it runs on the sequencer's goroutine). A connection
+// lost while it was alone is a strike (suspects.go).
+func (o *output) publishAlone(ctx context.Context, lc *live, p *pending) {
+	t := lc.t
+	deadline := time.NewTimer(o.writeTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(idlePoll)
+	defer tick.Stop()
+	for lc.inflight.Load() > 0 {
+		select {
+		case <-t.lost():
+			p.err = errConnLost // not alone yet: no strike
+			return
+		case <-ctx.Done():
+			p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
+			return
+		case <-deadline.C:
+			p.err = o.timeoutErr(p)
+			return
+		case <-tick.C:
+		}
+	}
+	select {
+	case <-t.lost():
+		p.err = errNotSent // lost before its turn: no strike
+		return
+	default:
+	}
+	del := t.publish(p.pub)
+	// A strike: the connection was lost after this message, alone, was
+	// written (not when it was never sent).
+	struck := func() bool { return isConnErr(p.err) && !errors.Is(p.err, errNotSent) }
+	select {
+	case <-del.Done():
+		p.err = del.Error()
+		if struck() {
+			o.sus.strike(p.key)
+		}
+	case <-t.lost():
+		select {
+		case <-del.Done():
+			p.err = del.Error()
+		default:
+			p.err = errConnLost
+		}
+		if struck() {
+			o.sus.strike(p.key)
+		}
+	case <-ctx.Done():
+		p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
+	case <-deadline.C:
+		p.err = o.timeoutErr(p)
+	}
+}
+
 func (o *output) timeoutErr(p *pending) error {
 	o.mTimeouts.Incr(1)
 	return fmt.Errorf("no acknowledgement from the broker within write_timeout (%v) for a QoS %d message to %q; it is retried", o.writeTimeout, p.pub.qos, p.pub.topic)
 }
 
-// isConnErr reports whether err says the connection is gone.
-func isConnErr(err error) bool {
-	if errors.Is(err, errConnLost) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "not currently connected") || strings.Contains(s, "connection lost")
-}
+// isConnErr reports whether err says the connection is gone (transports
+// wrap errConnLost).
+func isConnErr(err error) bool { return errors.Is(err, errConnLost) }
 
 // prepare resolves topic, QoS and retain of one message. A message that can
 // never be published comes back with its dead-letter cause set, one the
@@ -422,6 +505,15 @@ func (o *output) prepare(i int, msg *service.Message, topicEx, qosEx, retEx *ser
 	if p.pub.payload, err = msg.AsBytes(); err != nil {
 		return doom(reasonInvalidMessage, fmt.Errorf("reading the payload: %w", err))
 	}
+	if o.sus.any() {
+		p.key = suspectKey(p.pub)
+		if n, ok := o.sus.strikes(p.key); ok {
+			if n >= isolatedStrikes {
+				return doom(reasonRefused, fmt.Errorf("the MQTT broker closed the connection %d times when this message (%d bytes, QoS %d) was published alone: it refuses it (an ACL that disconnects, a packet over the broker's maximum size)", n, len(p.pub.payload), p.pub.qos))
+			}
+			p.isolated = true
+		}
+	}
 	return p
 }
 
@@ -449,8 +541,8 @@ func (o *output) Close(ctx context.Context) error {
 	case <-timer.C:
 	}
 	o.connMu.Lock()
-	if t := o.current(); t != nil {
-		t.close(quiesce) // fails the deliveries still waiting
+	if lc := o.cur.Load(); lc != nil {
+		lc.t.close(quiesce) // fails the deliveries still waiting
 	}
 	o.connMu.Unlock()
 	o.seq.Close()

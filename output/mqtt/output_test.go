@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
+	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
 )
 
 // TestPublishesInTopicOrder: an ordered input (generate, batches of 5,
@@ -280,6 +282,60 @@ mqtt:
 	assert.Equal(t, want, lines)
 }
 
+// TestRefusalByDisconnect: mochi closes the connection of an MQTT 3.1.1
+// client whose QoS 1 publish its ACL denies. The refused message is found by
+// publishing the messages of the lost connection alone (suspects.go) and
+// dead-lettered with reason rejected; the other messages, before and after it
+// and on other topics, are delivered.
+func TestRefusalByDisconnect(t *testing.T) {
+	b := newBroker(t)
+	id := runID(t)
+	b.hook.deny(id + "/denied")
+	sub := subscribe(t, b.url(), id+"/#", 1)
+	dlPath := filepath.Join(t.TempDir(), "dl.jsonl")
+	// The retry output stands for the input's redelivery of a nacked
+	// message (the danube input nacks, Danube redelivers).
+	ts := startStream(t, fmt.Sprintf(`
+retry:
+  backoff: { initial_interval: 50ms, max_interval: 200ms }
+  output:
+    mqtt:
+      urls: [ %s ]
+      topic: '%s/${! @t }'
+      connect_timeout: 2s
+      dead_letter:
+        output:
+          file: { path: %s, codec: lines }
+          processors:
+            - mapping: 'root = meta("dead_letter_reason") + " " + content().string()'
+`, b.url(), id, dlPath))
+	batch := service.MessageBatch{msg("ok1", "t", "a"), msg("bad", "t", "denied"), msg("ok2", "t", "a"), msg("ok3", "t", "b")}
+	done := make(chan error, 1)
+	go func() { done <- ts.send(context.Background(), batch) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the refused message stopped the flow")
+	}
+	bs, err := os.ReadFile(dlPath)
+	require.NoError(t, err)
+	assert.Equal(t, "rejected bad\n", string(bs))
+	assert.GreaterOrEqual(t, b.hook.refused.Load(), int64(isolatedStrikes))
+	seen := map[string]int{}
+	waitFor(t, 5*time.Second, "ok1..3", func() bool {
+		seen = map[string]int{}
+		for _, g := range sub.all() {
+			seen[g.payload]++
+		}
+		return seen["ok1"] > 0 && seen["ok2"] > 0 && seen["ok3"] > 0
+	})
+	assert.Zero(t, seen["bad"])
+	t.Logf("deliveries (duplicates from the retries): %v; broker refusals: %d", seen, b.hook.refused.Load())
+	// The flow continues normally afterwards.
+	require.NoError(t, ts.send(context.Background(), service.MessageBatch{msg("after", "t", "a")}))
+}
+
 // TestNoDeadLetterOutputFails: without dead_letter.output a message that
 // can never be published fails (it is not dropped), the others pass.
 func TestNoDeadLetterOutputFails(t *testing.T) {
@@ -373,4 +429,147 @@ func brokers(t *testing.T) []brokerCase {
 		out = append(out, brokerCase{name: "external", url: u})
 	}
 	return out
+}
+
+// startACLMosquitto starts a private Mosquitto 2 whose ACL lets anonymous
+// clients read and write devices/# only, with extra config lines.
+func startACLMosquitto(t *testing.T, extra ...string) *harness.Mosquitto {
+	t.Helper()
+	if !harness.MosquittoAvailable() {
+		t.Skip("no mosquitto binary on PATH")
+	}
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "acl")
+	require.NoError(t, os.WriteFile(acl, []byte("topic readwrite devices/#\n"), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: dir, Extra: append([]string{"acl_file " + acl, "log_type all"}, extra...)})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		m.Close()
+		if t.Failed() {
+			t.Log(harness.TailFile(m.LogPath(), 6000))
+		}
+	})
+	return m
+}
+
+// TestMosquittoRefusals is the evidence for what an MQTT 3.1.1 client can
+// learn of Mosquitto's refusals (a private Mosquitto 2 with an acl_file and
+// max_packet_size 2048; max_queued_messages at a limit, as by default):
+//   - a publish the ACL denies is acknowledged (PUBACK; Mosquitto logs
+//     "Denied PUBLISH" and "Sending PUBACK ... rc135", but a 3.1.1 PUBACK
+//     has no reason code) and dropped: the output cannot tell it from a
+//     delivery, so it is acknowledged to the pipeline;
+//   - a packet over max_packet_size closes the connection: the output finds
+//     the message by publishing it alone and dead-letters it (rejected);
+//   - the other messages are delivered.
+func TestMosquittoRefusals(t *testing.T) {
+	m := startACLMosquitto(t, "max_packet_size 2048", "max_queued_messages 1000")
+	sub := subscribe(t, m.URL(), "devices/#", 1)
+	dlPath := filepath.Join(t.TempDir(), "dl.jsonl")
+	ts := startStream(t, fmt.Sprintf(`
+retry:
+  backoff: { initial_interval: 50ms, max_interval: 200ms }
+  output:
+    mqtt:
+      urls: [ %s ]
+      topic: '${! @t }'
+      connect_timeout: 2s
+      dead_letter:
+        output:
+          file: { path: %s, codec: lines }
+          processors:
+            - mapping: 'root = meta("dead_letter_reason") + " " + content().string().slice(0, 3)'
+`, m.URL(), dlPath))
+	big := "big" + strings.Repeat("x", 4096)
+	batch := service.MessageBatch{
+		msg("ok1", "t", "devices/a/commands"),
+		msg("denied", "t", "secret/a/commands"),
+		msg(big, "t", "devices/a/commands"),
+		msg("ok2", "t", "devices/b/commands"),
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.send(context.Background(), batch) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "every message acknowledged: delivered, dropped by the ACL, or dead-lettered")
+	case <-time.After(20 * time.Second):
+		t.Fatal("a refused message stopped the flow")
+	}
+	bs, err := os.ReadFile(dlPath)
+	require.NoError(t, err)
+	assert.Equal(t, "rejected big\n", string(bs), "only the oversize packet is detected")
+	waitFor(t, 5*time.Second, "ok1, ok2", func() bool {
+		n := 0
+		for _, g := range sub.all() {
+			if g.payload == "ok1" || g.payload == "ok2" {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	for _, g := range sub.all() {
+		assert.NotEqual(t, "denied", g.payload)
+	}
+	logText, err := os.ReadFile(m.LogPath())
+	require.NoError(t, err)
+	assert.Contains(t, string(logText), "Denied PUBLISH", "Mosquitto denied the publish")
+	assert.Contains(t, string(logText), "oversize packet", "Mosquitto closed the connection for the big packet")
+}
+
+// TestMosquittoDeniedThenDisconnects: with max_queued_messages 0 (no limit,
+// as the chaos harness runs it), Mosquitto 2.0.11 acknowledges an
+// ACL-denied QoS 1 publish and then closes the connection ("Bad socket
+// read/write"). The denied message counts as delivered (its PUBACK came);
+// the messages in flight behind it fail with the connection and are
+// written again after the reconnect.
+func TestMosquittoDeniedThenDisconnects(t *testing.T) {
+	m := startACLMosquitto(t) // the harness config has max_queued_messages 0
+	sub := subscribe(t, m.URL(), "devices/#", 1)
+	env := service.NewEnvironment()
+	require.NoError(t, Register(env))
+	conf, err := Spec().ParseYAML(fmt.Sprintf("urls: [ %s ]\ntopic: '${! @t }'\n", m.URL()), env)
+	require.NoError(t, err)
+	o, err := newOutput(conf, service.MockResources(), dial311)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = o.Close(context.Background()) })
+	ctx := context.Background()
+	require.NoError(t, o.Connect(ctx))
+	err = o.WriteBatch(ctx, service.MessageBatch{msg("denied", "t", "secret/x"), msg("behind", "t", "devices/x")})
+	var be *service.BatchError
+	if err != nil && errors.As(err, &be) {
+		// The denied message is acknowledged; the one behind it fails
+		// with the connection.
+		assert.Equal(t, 1, be.IndexedErrors(), "%v", err)
+		be.WalkMessages(func(i int, _ *service.Message, err error) bool {
+			if i == 0 {
+				assert.NoError(t, err, "the denied message was PUBACKed")
+			} else {
+				assert.ErrorIs(t, err, errConnLost)
+			}
+			return true
+		})
+	} else {
+		// The PUBACK of the second arrived before the connection closed.
+		require.NoError(t, err)
+	}
+	waitFor(t, 5*time.Second, "the disconnect", func() bool {
+		select {
+		case <-o.cur.Load().t.lost():
+			return true
+		default:
+			return false
+		}
+	})
+	for o.Connect(ctx) != nil {
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.NoError(t, o.WriteBatch(ctx, service.MessageBatch{msg("behind", "t", "devices/x")}))
+	waitFor(t, 5*time.Second, "behind", func() bool { return sub.count() >= 1 })
+	logText, err := os.ReadFile(m.LogPath())
+	require.NoError(t, err)
+	assert.Regexp(t, `Denied PUBLISH .*secret/x`, string(logText))
+	assert.Regexp(t, `Sending PUBACK to \S+ \(m1, rc135\)`, string(logText))
+	assert.Contains(t, string(logText), "Bad socket read/write", "Mosquitto closed the connection after the denied publish")
 }

@@ -70,5 +70,10 @@ func (e *refusedError) Error() string {
 	return fmt.Sprintf("the broker refused the message: reason code 0x%02x (%s)", e.code, e.reason)
 }
 
-// errConnLost is the error of a delivery whose connection was lost.
-var errConnLost = errors.New("the MQTT connection was lost before the broker acknowledged the message")
+// errConnLost is the error of a delivery whose connection was lost;
+// errNotSent (which wraps errConnLost) of one whose connection was gone
+// before it was written.
+var (
+	errConnLost = errors.New("the MQTT connection was lost before the broker acknowledged the message")
+	errNotSent  = fmt.Errorf("%w (it was not sent: not connected)", errConnLost)
+)

@@ -2,7 +2,9 @@ package mqttout
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,7 +80,28 @@ func dial311(ctx context.Context, c connConfig) (transport, error) {
 func (t *transport311) markLost() { t.lostOnce.Do(func() { close(t.lostCh) }) }
 
 func (t *transport311) publish(p publication) delivery {
-	return t.client.Publish(p.topic, p.qos, p.retained, p.payload)
+	return delivery311{t.client.Publish(p.topic, p.qos, p.retained, p.payload)}
+}
+
+// delivery311 is a paho token whose connection errors are errConnLost.
+type delivery311 struct{ tok paho.Token }
+
+func (d delivery311) Done() <-chan struct{} { return d.tok.Done() }
+
+func (d delivery311) Error() error {
+	err := d.tok.Error()
+	if err == nil {
+		return nil
+	}
+	// paho: ErrNotConnected before the write, "connection lost before
+	// Publish completed" from its clean-up of a lost connection.
+	if errors.Is(err, paho.ErrNotConnected) {
+		return errNotSent
+	}
+	if strings.Contains(err.Error(), "connection lost") {
+		return fmt.Errorf("%w (%v)", errConnLost, err)
+	}
+	return err
 }
 
 func (t *transport311) lost() <-chan struct{} { return t.lostCh }
