@@ -81,6 +81,11 @@ func parseDeadLetters(conf *service.ParsedConfig, mgr *service.Resources) (*dead
 		if dl.out, err = conf.FieldOutput(fieldDeadLetter, fieldDLOutput); err != nil {
 			return nil, fmt.Errorf("mqtt output: field %s.%s: %w", fieldDeadLetter, fieldDLOutput, err)
 		}
+		// Started now: an OwnedOutput never written to is only started by
+		// its first write, and its Close would then wait for ever.
+		if err := dl.out.Prime(); err != nil {
+			return nil, fmt.Errorf("mqtt output: field %s.%s: %w", fieldDeadLetter, fieldDLOutput, err)
+		}
 	}
 	m := mgr.Metrics()
 	dl.mCount = m.NewCounter(MetricDeadLettered, "reason")
@@ -134,9 +139,18 @@ func (dl *deadLetters) write(ctx context.Context, msg *service.Message, payload 
 	return nil
 }
 
+// closeTimeout bounds the dead-letter output's Close (Benthos closes the
+// mqtt output with a context without deadline).
+const closeTimeout = 10 * time.Second
+
 func (dl *deadLetters) close(ctx context.Context) error {
 	if dl.out == nil {
 		return nil
 	}
-	return dl.out.Close(ctx)
+	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	defer cancel()
+	if err := dl.out.Close(ctx); err != nil {
+		return fmt.Errorf("mqtt output: closing the dead_letter output: %w", err)
+	}
+	return nil
 }

@@ -573,3 +573,25 @@ func TestMosquittoDeniedThenDisconnects(t *testing.T) {
 	assert.Regexp(t, `Sending PUBACK to \S+ \(m1, rc135\)`, string(logText))
 	assert.Contains(t, string(logText), "Bad socket read/write", "Mosquitto closed the connection after the denied publish")
 }
+
+// TestCloseWithUnusedDeadLetterOutput: a dead_letter.output that never got
+// a message does not hold up Close (Benthos closes with a context without
+// deadline).
+func TestCloseWithUnusedDeadLetterOutput(t *testing.T) {
+	b := newBroker(t)
+	env := service.NewEnvironment()
+	require.NoError(t, Register(env))
+	conf, err := Spec().ParseYAML(fmt.Sprintf("urls: [ %s ]\ntopic: x\ndead_letter:\n  output:\n    drop: {}\n", b.url()), env)
+	require.NoError(t, err)
+	o, err := newOutput(conf, service.MockResources(), dial311)
+	require.NoError(t, err)
+	require.NoError(t, o.Connect(context.Background()))
+	done := make(chan error, 1)
+	go func() { done <- o.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung on the unused dead_letter output")
+	}
+}
