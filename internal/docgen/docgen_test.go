@@ -15,6 +15,7 @@ import (
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
 	_ "github.com/benthos-danube/benthos-danube/output/danube"
+	_ "github.com/benthos-danube/benthos-danube/output/mqtt"
 )
 
 var update = flag.Bool("update", false, "rewrite the reference section of README.md")

@@ -161,10 +161,11 @@ messages of a topic in order (MQTT 3.1.1 §4.6 makes it deliver them in that ord
 same QoS). This holds with ` + "`max_in_flight`" + ` above 1: the output's batching stage stamps every message in
 pipeline order (the processor ` + "`mqtt_output_order_stamp`" + `, metadata ` + "`mqtt_output_seq`" + `) before Benthos' writer
 goroutines race each other, and publishes are admitted strictly in stamp order, while up to
-` + "`max_in_flight`" + ` batches wait for their acknowledgements at once. Only a failure reorders: a message retried
-after a timeout or a lost connection is published after the later messages that succeeded meanwhile. For
-strict per-topic order across failures, set ` + "`max_in_flight: 1`" + ` (one batch in flight; a retried batch then
-goes out before anything after it).
+` + "`max_in_flight`" + ` batches wait for their acknowledgements at once. Only a failure reorders: a message that is
+not acknowledged in time (or whose connection is lost while other writes succeed) is nacked, and the input
+delivers it again after later messages of its topic may have been published. When the connection is lost for
+a whole batch, Benthos reconnects and writes that same batch again before anything after it. Subscribers that
+need strict order across failures should order on a sequence number in the payload.
 
 == Dead letters
 
@@ -173,7 +174,8 @@ A message that can never be published is dead-lettered and then acknowledged, so
 - ` + "`invalid_topic`" + `: ` + "`topic`" + ` resolves to an empty name, or one with wildcards (` + "`+`" + `, ` + "`#`" + `), U+0000,
   invalid UTF-8 or more than 65535 bytes, or its interpolation fails;
 - ` + "`invalid_message`" + `: ` + "`qos`" + ` or ` + "`retained`" + ` cannot be evaluated for it, or the payload cannot be read;
-- any reason a pipeline set in ` + "`dead_letter_reason`" + ` metadata (for example in a ` + "`catch`" + `).
+- any reason a pipeline set in ` + "`dead_letter_reason`" + ` metadata (for example in a ` + "`catch`" + `);
+- ` + "`rejected`" + `: the broker closes the connection each time it gets this message (below).
 
 Its record goes to ` + "`dead_letter.output`" + ` with the message's payload, its metadata and ` + "`dead_letter_reason`" + `,
 ` + "`dead_letter_error`" + `, ` + "`dead_letter_mqtt_topic`" + ` (the topic it was meant for, when one could be formed) and
@@ -182,13 +184,26 @@ the message fails (a nack, logged with the reason): Benthos retries it, and the 
 for ever, while the other messages keep flowing. If the dead-letter output fails, the message is held and
 retried (` + "`mqtt_output_dead_letter_failures`" + `).
 
-What MQTT 3.1.1 cannot report: a broker cannot refuse a PUBLISH, only drop it or close the connection.
-Mosquitto 2 answers a publish its ACL denies, at QoS 1 and 2, with a normal PUBACK (PUBREC/PUBCOMP) and drops
-it, logging ` + "`Denied PUBLISH`" + `; it does the same with a payload over ` + "`message_size_limit`" + `. Neither can be told
-from a delivery, so such a message is acknowledged as delivered. A packet over Mosquitto's
-` + "`max_packet_size`" + ` closes the connection: the message is retried (with the others in flight) after the reconnect,
-for ever, so keep payloads under the broker's limit. MQTT 5 reports both refusals in the PUBACK's reason code
-(Mosquitto: 0x87 not authorized, 0x95 packet too large); this output speaks 3.1.1.
+== What a broker's refusal looks like on MQTT 3.1.1
+
+An MQTT 3.1.1 broker cannot refuse a PUBLISH: it can only acknowledge and drop it, or close the connection.
+Measured on Mosquitto 2.0.11 (tests in output/mqtt):
+
+- A publish its ACL denies gets a normal PUBACK (PUBREC/PUBCOMP at QoS 2; the log says ` + "`Denied PUBLISH`" + ` and
+  ` + "`Sending PUBACK ... rc135`" + `, but a 3.1.1 PUBACK carries no reason code) and is dropped. The output cannot tell it
+  from a delivery: it is acknowledged to the pipeline. With ` + "`max_queued_messages 0`" + ` Mosquitto also closes the
+  connection right after that PUBACK; the messages in flight behind it are retried after the reconnect.
+- A payload over ` + "`message_size_limit`" + ` is acknowledged and dropped the same way.
+- A packet over ` + "`max_packet_size`" + ` closes the connection without an acknowledgement. So does an ACL-denied
+  QoS 1/2 publish on mochi (v2.7.9 disconnects a 3.1.1 client for it).
+
+A message that keeps closing the connection is found: every message in flight when a connection is lost is
+published alone next (once nothing else is in flight, and nothing after it until its outcome is known); when
+the connection is lost twice while it was alone, it is dead-lettered with reason ` + "`rejected`" + `. One refused
+message therefore costs two reconnects and never stops the others. A broker restart costs each message in
+flight one isolated publish. MQTT 5 reports refusals in the PUBACK's reason code (Mosquitto: 0x87 not
+authorized, 0x95 packet too large); the output's transport is built so an MQTT 5 transport can map those to
+dead letters directly.
 
 == Loop safety
 

@@ -35,7 +35,7 @@ func dial311(ctx context.Context, c connConfig) (transport, error) {
 		SetKeepAlive(c.keepalive).
 		SetConnectTimeout(c.connectTimeout).
 		SetWriteTimeout(c.writeTimeout). // bounds Publish's wait for paho's outgoing queue
-		SetCustomOpenConnectionFn(mqttconn.OpenConnection).
+		SetCustomOpenConnectionFn(mqttconn.OpenConnectionQuickAck).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetResumeSubs(false).
