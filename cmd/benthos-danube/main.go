@@ -24,6 +24,7 @@ import (
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
 	_ "github.com/benthos-danube/benthos-danube/output/danube"
 	_ "github.com/benthos-danube/benthos-danube/output/mqtt"
+	_ "github.com/benthos-danube/benthos-danube/processor/connectorpayload"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.dateBuilt=...".

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -55,8 +56,10 @@ func run(args []string) error {
 		ackTimeout         = fs.Duration("ack-timeout", danubetest.DefaultAckTimeout, "reliable redelivery after a missing ack")
 		nackDelay          = fs.Duration("nack-delay", danubetest.DefaultNackDelay, "base nack redelivery delay")
 		maxUnacked         = fs.Int("max-unacked", danubetest.DefaultMaxUnacked, "reliable in-flight window per subscription")
+		consumerQueue      = fs.Int("consumer-queue", danubetest.DefaultConsumerQueue, "non-reliable per-consumer queue; messages for a full queue are dropped (and counted), as Danube does")
 		printStats         = fs.Duration("print-stats", 0, "log topic message counts at this interval (0: only on exit)")
 		verbose            = fs.Bool("v", false, "debug logging")
+		cpuProfile         = fs.String("cpuprofile", "", "write a CPU profile of the broker to this file until it stops (go tool pprof)")
 	)
 	fs.Var(&namespaces, "namespace", "extra namespace to create (repeatable); default and system always exist")
 	fs.Var(&tokens, "token", "accepted bearer token (repeatable); enables authentication")
@@ -87,6 +90,7 @@ func run(args []string) error {
 		danubetest.WithAckTimeout(*ackTimeout),
 		danubetest.WithNackDelay(*nackDelay),
 		danubetest.WithMaxUnacked(*maxUnacked),
+		danubetest.WithConsumerQueue(*consumerQueue),
 		danubetest.WithLogger(logger),
 	}
 	if *advertise != "" {
@@ -104,6 +108,18 @@ func run(args []string) error {
 			return fmt.Errorf("load TLS key pair: %w", err)
 		}
 		opts = append(opts, danubetest.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	srv, err := danubetest.NewServer(opts...)
@@ -140,6 +156,6 @@ func logStats(logger *slog.Logger, srv *danubetest.Server) {
 	logger.Info("stats", "topics", len(topics), "messages", srv.TotalMessages(),
 		"producers", srv.ProducerCount(), "consumers", srv.ConsumerCount())
 	for _, t := range topics {
-		logger.Info("topic", "name", t, "messages", srv.MessageCount(t))
+		logger.Info("topic", "name", t, "messages", srv.MessageCount(t), "dropped", srv.DroppedMessages(t))
 	}
 }

@@ -2,6 +2,7 @@ package danubein
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -81,16 +82,28 @@ func newTestInput(tb testing.TB, yaml string) *input {
 	return in
 }
 
-// read calls ReadBatch with a timeout.
+// read calls ReadBatch with a timeout. Like Benthos, it calls Connect
+// until it succeeds after ReadBatch reported the connection lost.
 func read(tb testing.TB, in *input, within time.Duration) (service.MessageBatch, service.AckFunc) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	b, ack, err := in.ReadBatch(ctx)
-	if err != nil {
-		tb.Fatalf("ReadBatch: %v", err)
+	for {
+		b, ack, err := in.ReadBatch(ctx)
+		if errors.Is(err, service.ErrNotConnected) {
+			for in.Connect(ctx) != nil {
+				if ctx.Err() != nil {
+					tb.Fatalf("ReadBatch: not connected, and Connect failed until the timeout")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			continue
+		}
+		if err != nil {
+			tb.Fatalf("ReadBatch: %v", err)
+		}
+		return b, ack
 	}
-	return b, ack
 }
 
 // readN reads batches until it has n messages; it returns them with one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -16,6 +17,9 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
+
+// maxBatch caps the messages of one ReadBatch (Benthos' natural batch).
+const maxBatch = 256
 
 // ackTimeout bounds one Ack or Nack RPC. A message whose ack is lost is
 // redelivered by Danube (a duplicate), never lost.
@@ -32,9 +36,13 @@ type input struct {
 	mNacks     *service.MetricCounter
 	mAckErrors *service.MetricCounter
 
-	// slots holds one token per message handed to the pipeline and not yet
-	// acked or nacked to Danube (max_unacked).
-	slots chan struct{}
+	// settled counts the messages acked or nacked to Danube without error
+	// (read by tests and the benchmark).
+	settled atomic.Int64
+
+	// slots counts the messages handed to the pipeline and not yet acked
+	// or nacked to Danube (max_unacked).
+	slots *window
 
 	mu       sync.Mutex
 	client   *danube.Client
@@ -61,7 +69,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 		return nil, errs[0]
 	}
 	typ, _ := subscriptionType(s.subType) // checked
-	in := &input{s: s, subType: typ, log: mgr.Logger(), slots: make(chan struct{}, s.maxUnacked)}
+	in := &input{s: s, subType: typ, log: mgr.Logger(), slots: newWindow(s.maxUnacked)}
 	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
 	if err != nil {
 		return nil, fmt.Errorf("danube input: field tls: %w", err)
@@ -104,6 +112,11 @@ func (in *input) Connect(ctx context.Context) error {
 		return service.ErrEndOfInput
 	}
 	if in.consumer != nil {
+		// Called again after ReadBatch reported the connection lost: the
+		// consumer resubscribes by itself; report until it has.
+		if down := in.consumer.Down(); len(down) == len(in.consumer.Topics()) {
+			return fmt.Errorf("danube input: lost the receive streams of %s at %s; resubscribing", strings.Join(down, ", "), in.shownURL())
+		}
 		return nil
 	}
 	if in.client == nil {
@@ -161,36 +174,28 @@ func (in *input) getConsumer() *danube.Consumer {
 }
 
 // ReadBatch waits for a free max_unacked slot, then returns the messages
-// already received, at most as many as there are free slots.
+// already received, at most as many as there are free slots (and maxBatch).
 func (in *input) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
 	co := in.getConsumer()
 	if co == nil {
 		return nil, nil, service.ErrNotConnected
 	}
-	select {
-	case in.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+	n, err := in.slots.acquire(ctx, maxBatch)
+	if err != nil {
+		return nil, nil, err
 	}
-	n := 1
-	for n < cap(in.slots) {
-		select {
-		case in.slots <- struct{}{}:
-			n++
-			continue
-		default:
-		}
-		break
+	ms, err := co.TryReceiveBatch(n)
+	if err == nil && len(ms) == 0 {
+		ms, err = in.wait(ctx, co, n)
 	}
-	ms, err := co.ReceiveBatch(ctx, n)
-	in.release(n - len(ms))
+	in.slots.release(n - len(ms))
 	if err != nil {
 		if errors.Is(err, danube.ErrClosed) {
 			return nil, nil, service.ErrNotConnected
 		}
 		return nil, nil, err
 	}
-	in.mUnacked.Set(int64(len(in.slots)))
+	in.mUnacked.Set(int64(in.slots.inUse()))
 	batch := make(service.MessageBatch, len(ms))
 	for i, m := range ms {
 		batch[i] = toMessage(m, in.s.subscription)
@@ -198,9 +203,25 @@ func (in *input) ReadBatch(ctx context.Context) (service.MessageBatch, service.A
 	return batch, in.ackFunc(co, ms, batch), nil
 }
 
-func (in *input) release(n int) {
-	for range n {
-		<-in.slots
+// downCheck is how often a ReadBatch waiting for messages checks whether
+// the consumer lost every receive stream.
+const downCheck = time.Second
+
+// wait blocks until messages arrive (at most n). It returns ErrNotConnected
+// when every topic and partition has lost its stream (a Danube outage), so
+// that Benthos counts the lost connection, reports not ready and calls
+// Connect, which answers an error until the consumer has resubscribed.
+func (in *input) wait(ctx context.Context, co *danube.Consumer, n int) ([]*danube.ReceivedMessage, error) {
+	for {
+		if len(co.Down()) == len(co.Topics()) {
+			return nil, service.ErrNotConnected
+		}
+		wctx, cancel := context.WithTimeout(ctx, downCheck)
+		ms, err := co.ReceiveBatch(wctx, n)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return ms, err
+		}
 	}
 }
 
@@ -233,8 +254,8 @@ func (in *input) ackFunc(co *danube.Consumer, ms []*danube.ReceivedMessage, batc
 				}
 			}
 			result = in.settle(ctx, co, ms, failed)
-			in.release(len(ms))
-			in.mUnacked.Set(int64(len(in.slots)))
+			in.slots.release(len(ms))
+			in.mUnacked.Set(int64(in.slots.inUse()))
 		})
 		return result
 	}
@@ -243,8 +264,12 @@ func (in *input) ackFunc(co *danube.Consumer, ms []*danube.ReceivedMessage, batc
 // settle acks ms[i] when failed[i] is nil and nacks it otherwise, all
 // concurrently, and returns the first RPC error.
 func (in *input) settle(ctx context.Context, co *danube.Consumer, ms []*danube.ReceivedMessage, failed []error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	// Bounded by a timer rather than a deadline: a deadline travels as
+	// grpc-timeout with every RPC and costs a timer per RPC on both sides.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	stop := time.AfterFunc(ackTimeout, cancel)
+	defer stop.Stop()
 	errs := make([]error, len(ms))
 	one := func(i int) {
 		m := ms[i]
@@ -276,13 +301,18 @@ func (in *input) settle(ctx context.Context, co *danube.Consumer, ms []*danube.R
 		}
 		wg.Wait()
 	}
+	var first error
 	for _, err := range errs {
-		if err != nil {
-			in.mAckErrors.Incr(1)
-			return err
+		if err == nil {
+			in.settled.Add(1)
+		} else if first == nil {
+			first = err
 		}
 	}
-	return nil
+	if first != nil {
+		in.mAckErrors.Incr(1)
+	}
+	return first
 }
 
 // Close stops the consumer's streams and health loops and closes the

@@ -84,9 +84,13 @@ func TestStreamAtLeastOnceAcrossNack(t *testing.T) {
 	})
 	mu.Lock()
 	defer mu.Unlock()
+	// The consumer func fails a whole batch on m3's error, so the other
+	// messages of m3's batch are nacked and redelivered too: duplicates,
+	// as at-least-once allows. m3 itself arrived again only because Danube
+	// redelivered it (the input does not retry in memory).
 	slices.Sort(got)
-	if want := []string{"m0", "m1", "m2", "m3", "m4", "m5"}; !slices.Equal(got, want) || !failedOnce {
-		t.Fatalf("pipeline got %v (m3 failed once: %v), want %v", got, failedOnce, want)
+	if want := []string{"m0", "m1", "m2", "m3", "m4", "m5"}; !slices.Equal(slices.Compact(got), want) || !failedOnce {
+		t.Fatalf("pipeline got %v (m3 failed once: %v), want each of %v", got, failedOnce, want)
 	}
 }
 
@@ -188,7 +192,16 @@ func TestResubscribeAfterBrokerRestart(t *testing.T) {
 	_ = unackedMsg
 
 	srv.Stop()
-	time.Sleep(100 * time.Millisecond)
+	// Benthos learns of the outage: ReadBatch reports the connection lost
+	// and Connect fails until the consumer has resubscribed.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := in.ReadBatch(ctx); !errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("ReadBatch during the outage: %v, want ErrNotConnected", err)
+	}
+	if err := in.Connect(ctx); err == nil || !strings.Contains(err.Error(), "resubscribing") {
+		t.Fatalf("Connect during the outage: %v", err)
+	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -378,4 +391,97 @@ func TestConnectMissingTopic(t *testing.T) {
 		!strings.Contains(err.Error(), "Danube does not create topics for consumers") {
 		t.Fatalf("Connect: %v", err)
 	}
+}
+
+// TestSubscriptionTypes: two inputs on one subscription share it as the
+// type says.
+func TestSubscriptionTypes(t *testing.T) {
+	for _, tc := range []struct {
+		typ, extraA, extraB string
+		check               func(t *testing.T, a, b []string)
+	}{
+		{"shared", "", "", func(t *testing.T, a, b []string) {
+			if len(a) == 0 || len(b) == 0 || len(a)+len(b) != 8 {
+				t.Fatalf("shared split %v / %v", a, b)
+			}
+		}},
+		{"failover", "", "", func(t *testing.T, a, b []string) {
+			if len(a) != 8 || len(b) != 0 {
+				t.Fatalf("failover split %v / %v, want all on the first", a, b)
+			}
+		}},
+		{"key_shared", "key_filters: [ 'a-*' ]\n", "key_filters: [ 'b-*' ]\n", func(t *testing.T, a, b []string) {
+			for _, k := range a {
+				if !strings.HasPrefix(k, "a-") {
+					t.Fatalf("a got %v", a)
+				}
+			}
+			for _, k := range b {
+				if !strings.HasPrefix(k, "b-") {
+					t.Fatalf("b got %v", b)
+				}
+			}
+			if len(a) != 4 || len(b) != 4 {
+				t.Fatalf("key_shared split %v / %v", a, b)
+			}
+		}},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			srv := danubetest.NewTestServer(t)
+			topic := "/default/types-" + strings.ReplaceAll(tc.typ, "_", "-")
+			_, p := producer(t, srv, topic, 0)
+			a := newTestInput(t, inputYAML(srv, "[ "+topic+" ]", "subscription_type: "+tc.typ+"\nconsumer_name: a\n"+tc.extraA))
+			b := newTestInput(t, inputYAML(srv, "[ "+topic+" ]", "subscription_type: "+tc.typ+"\nconsumer_name: b\n"+tc.extraB))
+			for i := range 8 {
+				send(t, p, danube.Message{Payload: []byte(fmt.Sprint(i)), Key: fmt.Sprintf("%c-%d", "ab"[i%2], i)})
+			}
+			keys := func(in *input) []string {
+				var out []string
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+					batch, ack, err := in.ReadBatch(ctx)
+					cancel()
+					if err != nil {
+						return out
+					}
+					for _, m := range batch {
+						k, _ := m.MetaGetMut(danubemeta.RoutingKey)
+						out = append(out, k.(string))
+					}
+					if err := ack(context.Background(), nil); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			var ka, kb []string
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { defer wg.Done(); ka = keys(a) }()
+			go func() { defer wg.Done(); kb = keys(b) }()
+			wg.Wait()
+			tc.check(t, ka, kb)
+		})
+	}
+}
+
+// TestExclusiveRefusesSecondConsumer: a second consumer name on an
+// exclusive subscription is refused with advice; the same name takes over.
+func TestExclusiveRefusesSecondConsumer(t *testing.T) {
+	srv := danubetest.NewTestServer(t)
+	const topic = "/default/excl"
+	producer(t, srv, topic, 0)
+	newTestInput(t, inputYAML(srv, "[ "+topic+" ]", "subscription_type: exclusive\nconsumer_name: one\n"))
+	conf, err := Spec().ParseYAML(inputYAML(srv, "[ "+topic+" ]", "subscription_type: exclusive\nconsumer_name: two\n"), service.NewEnvironment())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := newInput(conf, service.MockResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close(context.Background()) })
+	if err := other.Connect(context.Background()); err == nil || !strings.Contains(err.Error(), "another consumer holds the exclusive subscription") {
+		t.Fatalf("second exclusive consumer: %v", err)
+	}
+	newTestInput(t, inputYAML(srv, "[ "+topic+" ]", "subscription_type: exclusive\nconsumer_name: one\n")) // takeover
 }

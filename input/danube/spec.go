@@ -57,7 +57,8 @@ func Spec() *service.ConfigSpec {
 		Description(`
 The input subscribes to every topic of `+"`topics`"+` (each partition of a partitioned topic) under one subscription, and
 keeps the subscription alive: after a lost receive stream, a broker restart or a topic move it subscribes again, with
-back-off, for as long as it runs. The topics must exist; Danube never creates a topic for a consumer, so the input
+back-off, for as long as it runs; while every topic and partition has lost its stream (Danube is down) the input
+reports its connection lost (`+"`input_connection_lost`"+`, `+"`/ready`"+` answers 503) until it has subscribed again. The topics must exist; Danube never creates a topic for a consumer, so the input
 retries until a producer or an administrator created it. A new subscription starts at the end of the topic.
 
 == Delivery guarantees

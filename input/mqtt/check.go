@@ -62,7 +62,8 @@ type mappingSettings struct {
 	danubeTopic string
 	qos         any
 	partitions  int
-	reliable    *bool // nil: unset
+	reliable    *bool             // nil: unset
+	attributes  map[string]string // attribute name -> "{placeholder}"
 }
 
 // checked is what check derives from valid settings.
@@ -169,6 +170,9 @@ func readMapping(mc *service.ParsedConfig) (mappingSettings, error) {
 			return m, fmt.Errorf("%s: %w", fieldMapReliable, err)
 		}
 		m.reliable = &r
+	}
+	if m.attributes, err = mc.FieldStringMap(fieldMapAttributes); err != nil {
+		return m, fmt.Errorf("%s: %w", fieldMapAttributes, err)
 	}
 	return m, nil
 }
@@ -286,6 +290,9 @@ func checkMappings(list []mappingSettings) (out []*mapping, errs []error, warnin
 			m.nCaps = len(m.filter.Placeholders())
 			if m.tmpl, err = topicmatch.ParseTemplate(ms.danubeTopic, m.filter.Placeholders()); err != nil {
 				fail(fieldMapDanubeTopic, err)
+			}
+			if m.attrs, err = parseCaptureAttrs(ms.attributes, m.filter.Placeholders()); err != nil {
+				fail(fieldMapAttributes, err)
 			}
 		}
 		qosOK := true

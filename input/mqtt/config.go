@@ -24,6 +24,7 @@ type mapping struct {
 	partitions int
 	reliable   bool
 	nCaps      int
+	attrs      []captureAttr // placeholder values set as metadata (captureattrs.go)
 }
 
 type willConfig struct {

@@ -359,6 +359,9 @@ func (in *input) toMessage(m paho.Message) (*service.Message, routing) {
 		// 1.5 µs for nine).
 		msg.MetaSetMut("danube_partitions", mp.partitions)
 		msg.MetaSetMut("danube_reliable_dispatch", mp.reliable)
+		for _, a := range mp.attrs { // only when configured: each key costs
+			msg.MetaSetMut(a.key, caps[a.cap])
+		}
 		dt, err := mp.tmpl.Expand(caps)
 		if err != nil {
 			err = fmt.Errorf("mqtt input: topic %q matched topic_mappings[%d] (%q) but gives no valid Danube topic: %w", topic, mp.index, mp.filter.String(), err)

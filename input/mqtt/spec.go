@@ -119,6 +119,11 @@ func Spec() *service.ConfigSpec {
 				service.NewBoolField(fieldMapReliable).
 					Description("Reliable dispatch on the Danube topic, passed on as `danube_reliable_dispatch`. Defaults to true unless `qos` is 0.").
 					Optional(),
+				service.NewStringMapField(fieldMapAttributes).
+					Description("Named placeholder values of `mqtt_topic` set as metadata, and so written as Danube attributes, like Danube Edge's `extract_attributes`: attribute name → `\"{placeholder}\"`. The value is the raw topic level. Names the bridge sets itself (`mqtt_*`, `mqtt.*`, `danube_*`, `dead_letter_*`, `source`) are refused. Set only when configured: every metadata key costs on every message.").
+					Default(map[string]any{}).
+					Example(map[string]any{"device_id": "{device}"}).
+					Advanced(),
 			).
 				Description("Routes from MQTT filters to Danube topics, evaluated in order; the first match wins. Each filter is subscribed at its own QoS.").
 				Default([]any{}),
@@ -312,6 +317,11 @@ session, not given to another member: lost.
   sent to the broker. With ` + "`topic_mappings`" + `, ` + "`danube_topic`" + ` tells the mappings apart.
 - ` + "`danube_topic`" + ` (string), ` + "`danube_partitions`" + ` (int), ` + "`danube_reliable_dispatch`" + ` (bool): from the
   matching mapping (not set in the plain ` + "`topics`" + ` form).
+- the keys of the matching mapping's ` + "`attributes`" + ` (string): the raw values of its named placeholders.
+
+The ` + "`danube`" + ` output writes ` + "`mqtt_topic`" + `, ` + "`mqtt_qos`" + `, ` + "`mqtt_retained`" + ` and ` + "`mqtt_duplicate`" + ` to Danube
+as ` + "`mqtt.topic`" + `, ` + "`mqtt.qos`" + `, ` + "`mqtt.retain`" + ` and ` + "`mqtt.dup`" + `, plus ` + "`source: mqtt`" + ` (its
+` + "`attribute_names`" + `); Bloblang sees the names above.
 
 == Metrics
 

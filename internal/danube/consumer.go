@@ -137,6 +137,9 @@ type partConsumer struct {
 	base      string
 	partition int
 	reqID     atomic.Uint64
+	// down is set from the end of a receive stream until the partition is
+	// subscribed again.
+	down atomic.Bool
 
 	mu sync.Mutex
 	b  brokerAddr
@@ -231,6 +234,39 @@ func (co *Consumer) ReceiveBatch(ctx context.Context, max int) ([]*ReceivedMessa
 	}
 	out := []*ReceivedMessage{first}
 	for len(out) < max {
+		select {
+		case m := <-co.ch:
+			out = append(out, m)
+		default:
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// Down returns the topics and partitions that lost their receive stream and
+// are not subscribed again yet (the consumer keeps trying), sorted; nil
+// when every one is subscribed.
+func (co *Consumer) Down() []string {
+	var out []string
+	for name, pc := range co.parts {
+		if pc.down.Load() {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TryReceiveBatch returns the messages already waiting, at most limit
+// (<= 0 means 1), without blocking: none when nothing is waiting. It
+// returns ErrClosed after Close.
+func (co *Consumer) TryReceiveBatch(limit int) ([]*ReceivedMessage, error) {
+	if co.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	var out []*ReceivedMessage
+	for len(out) < max(limit, 1) {
 		select {
 		case m := <-co.ch:
 			out = append(out, m)
@@ -395,6 +431,11 @@ func (pc *partConsumer) run() {
 		if co.ctx.Err() != nil {
 			return
 		}
+		pc.down.Store(true)
+		if delivered || failures == 0 {
+			// Once per outage: the stream that ended had worked.
+			co.c.log.Warn("danube consumer lost its receive stream; resubscribing", "topic", pc.topic, "subscription", co.cfg.Subscription)
+		}
 		if delivered {
 			failures = 0
 		}
@@ -405,6 +446,8 @@ func (pc *partConsumer) run() {
 		for {
 			err := pc.subscribe(co.ctx, false)
 			if err == nil {
+				pc.down.Store(false)
+				co.c.log.Info("danube consumer resubscribed", "topic", pc.topic, "subscription", co.cfg.Subscription)
 				break
 			}
 			if co.ctx.Err() != nil {

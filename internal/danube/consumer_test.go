@@ -306,3 +306,46 @@ func TestConsumerSeveralTopicsAndBatches(t *testing.T) {
 		t.Fatalf("one missing topic of several: %v", err)
 	}
 }
+
+func TestConsumerDownAndTryReceive(t *testing.T) {
+	srv := danubetest.NewTestServer(t)
+	c := newClient(t, srv.URL())
+	const topic = "/default/down"
+	p := newProducer(t, c, danube.ProducerConfig{Topic: topic, Name: "p", Partitions: 2, Dispatch: danube.DispatchReliable})
+	co := newConsumer(t, c, danube.ConsumerConfig{Topic: topic, Subscription: "s", Name: "c", Type: danube.SubExclusive})
+	if ms, err := co.TryReceiveBatch(10); err != nil || len(ms) != 0 {
+		t.Fatalf("TryReceiveBatch on an empty consumer: %d messages, %v", len(ms), err)
+	}
+	if d := co.Down(); d != nil {
+		t.Fatalf("Down() = %v before any outage", d)
+	}
+	send(t, p, danube.Message{Payload: []byte("x")})
+	waitUntil(t, 5*time.Second, func() bool {
+		ms, err := co.TryReceiveBatch(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms) == 1
+	})
+	srv.Stop()
+	waitUntil(t, 5*time.Second, func() bool { return len(co.Down()) == 2 })
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, func() bool { return co.Down() == nil })
+	_ = co.Close()
+	if _, err := co.TryReceiveBatch(1); !errors.Is(err, danube.ErrClosed) {
+		t.Fatalf("TryReceiveBatch after Close: %v", err)
+	}
+}
+
+func waitUntil(t *testing.T, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not reached within %v", within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,6 +1,7 @@
 // Package danube is a gRPC client for the Danube messaging broker, written
-// from the wire protocol (see docs/danube-protocol.md) on top of the
-// generated code in internal/danubepb.
+// from Danube's wire protocol (the services of danube-messaging/danube's
+// DanubeApi.proto and SchemaRegistry.proto, rewritten for us in
+// internal/danubepb) on top of the code generated from them.
 //
 // A Client owns one gRPC connection per broker address; every Producer and
 // Consumer created from it shares those connections. Producers handle topic

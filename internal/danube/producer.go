@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -340,7 +341,7 @@ func (p *Producer) Send(ctx context.Context, m Message) error {
 }
 
 func ctxErrorOrClosed(ctx context.Context, topic string, last, err error) error {
-	if err == ErrClosed {
+	if errors.Is(err, ErrClosed) {
 		return ErrClosed
 	}
 	return ctxError(ctx, topic, "SendMessage", last)
@@ -425,7 +426,7 @@ func (pp *partProducer) create(ctx context.Context, prev brokerAddr, capped bool
 		if err == nil {
 			return st, nil
 		}
-		if err == ErrClosed {
+		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
 		lastErr = err
@@ -450,7 +451,7 @@ func (pp *partProducer) create(ctx context.Context, prev brokerAddr, capped bool
 			return nil, err
 		}
 		if err := sleepCtx(ctx, p.ctx, p.retry.delay(attempt)); err != nil {
-			if err == ErrClosed {
+			if errors.Is(err, ErrClosed) {
 				return nil, err
 			}
 			return nil, ctxError(ctx, pp.topic, "CreateProducer", lastErr)

@@ -2,7 +2,9 @@ package danube
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 
@@ -103,4 +105,46 @@ func (c *Client) resolveSchema(ctx context.Context, ref *SchemaRef) (uint64, uin
 			Err: fmt.Errorf("latest schema version %d of subject %q is below the required minimum %d", latest, ref.Subject, ref.MinVersion)}
 	}
 	return id, latest, nil
+}
+
+// Schema types as the registry's RegisterSchema takes them.
+const (
+	SchemaTypeJSONSchema = "json_schema"
+	SchemaTypeString     = "string"
+	SchemaTypeNumber     = "number"
+	SchemaTypeBytes      = "bytes"
+	SchemaTypeAvro       = "avro"
+	SchemaTypeProtobuf   = "protobuf"
+)
+
+// NormalizeSchemaType maps a configured schema type to its wire form:
+// json_schema (also spelt json), string, number, bytes, avro or protobuf,
+// case-insensitively — the set the Rust connector 0.3 accepts. ok is false
+// for anything else.
+func NormalizeSchemaType(t string) (wire string, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(t)) {
+	case "json_schema", "json":
+		return SchemaTypeJSONSchema, true
+	case "string":
+		return SchemaTypeString, true
+	case "number":
+		return SchemaTypeNumber, true
+	case "bytes":
+		return SchemaTypeBytes, true
+	case "avro":
+		return SchemaTypeAvro, true
+	case "protobuf":
+		return SchemaTypeProtobuf, true
+	}
+	return "", false
+}
+
+// IsSchemaNotFound reports whether err is the registry's NotFound answer
+// for a subject (or schema id) it does not hold.
+func IsSchemaNotFound(err error) bool {
+	var de *Error
+	if !errors.As(err, &de) || de.Code != codes.NotFound {
+		return false
+	}
+	return de.RPC == "GetLatestSchema" || de.RPC == "GetSchema"
 }

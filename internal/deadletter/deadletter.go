@@ -70,8 +70,14 @@ const (
 	ReasonTopicMissing = "topic_missing"
 	// ReasonPermissionDenied: the broker refused the producer or message.
 	ReasonPermissionDenied = "permission_denied"
-	// ReasonSchemaRejected: the payload or its schema was refused.
+	// ReasonSchemaRejected: the broker refused the payload or its schema
+	// (PermissionDenied or FailedPrecondition naming the schema, e.g. a
+	// topic with the enforce validation policy).
 	ReasonSchemaRejected = "schema_rejected"
+	// ReasonSchemaInvalid: the payload failed the JSON Schema of its
+	// topic's json_schema entry, checked by the danube output before
+	// sending (Error holds the validation error).
+	ReasonSchemaInvalid = "schema_invalid"
 	// ReasonRejected: any other permanent refusal by the broker.
 	ReasonRejected = "rejected"
 	// ReasonInvalidMessage: the pipeline produced a message an output

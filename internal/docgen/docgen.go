@@ -26,7 +26,7 @@ const (
 
 // Component names one plugin to document.
 type Component struct {
-	Kind string // "input", "output" or "metrics"
+	Kind string // "input", "output", "processor" or "metrics"
 	Name string
 }
 
@@ -36,6 +36,7 @@ var Components = []Component{
 	{Kind: "input", Name: "danube"},
 	{Kind: "output", Name: "danube"},
 	{Kind: "output", Name: "mqtt"},
+	{Kind: "processor", Name: "danube_connector_payload"},
 	{Kind: "metrics", Name: "prometheus"},
 }
 
@@ -71,6 +72,8 @@ func lookup(env *service.Environment, c Component) (*service.ConfigView, bool) {
 		return env.GetInputConfig(c.Name)
 	case "output":
 		return env.GetOutputConfig(c.Name)
+	case "processor":
+		return env.GetProcessorConfig(c.Name)
 	case "metrics":
 		return env.GetMetricsConfig(c.Name)
 	}
@@ -115,12 +118,12 @@ func optionalFields(raw []byte) (map[string]bool, error) {
 }
 
 func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin, optional map[string]bool) {
-	fmt.Fprintf(buf, "### `%s` %s\n\n", c.Name, c.Kind)
+	fmt.Fprintf(buf, "%s `%s` %s\n\n", strings.Repeat("#", componentLevel), c.Name, c.Kind)
 	if d.Summary != "" {
 		fmt.Fprintf(buf, "%s\n\n", strings.TrimSpace(d.Summary))
 	}
 	if d.Description != "" {
-		fmt.Fprintf(buf, "%s\n\n", demoteHeadings(strings.TrimSpace(d.Description)))
+		fmt.Fprintf(buf, "%s\n\n", markdown(strings.TrimSpace(d.Description), componentLevel+1))
 	}
 	if d.AdvancedConfigYAML != "" {
 		fmt.Fprintf(buf, "All fields with their defaults:\n\n```yaml\n%s\n```\n\n", strings.TrimSpace(d.AdvancedConfigYAML))
@@ -144,12 +147,12 @@ func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin
 			if f.IsInterpolated {
 				typ += ", interpolated"
 			}
-			desc := oneLine(f.Description)
+			desc := inline(oneLine(f.Description))
 			if len(f.Options) > 0 {
 				desc += " Options: `" + strings.Join(f.Options, "`, `") + "`."
 			}
 			for _, o := range f.AnnotatedOptions {
-				desc += fmt.Sprintf(" `%s`: %s", o[0], oneLine(o[1]))
+				desc += fmt.Sprintf(" `%s`: %s", o[0], inline(oneLine(o[1])))
 			}
 			if len(f.ExamplesMarshalled) > 0 {
 				desc += " Example: `" + oneLine(f.ExamplesMarshalled[0]) + "`."
@@ -159,20 +162,13 @@ func writeComponent(buf *bytes.Buffer, c Component, d service.TemplateDataPlugin
 		buf.WriteString("\n")
 	}
 	for _, ex := range d.Examples {
-		fmt.Fprintf(buf, "**Example: %s.** %s\n\n```yaml\n%s\n```\n\n", ex.Title, oneLine(ex.Summary), strings.TrimSpace(ex.Config))
+		fmt.Fprintf(buf, "**Example: %s.** %s\n\n```yaml\n%s\n```\n\n", ex.Title, inline(oneLine(ex.Summary)), strings.TrimSpace(ex.Config))
 	}
 }
 
-// demoteHeadings keeps spec headings below the README's own section levels.
-func demoteHeadings(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, "#") {
-			lines[i] = "###" + l
-		}
-	}
-	return strings.Join(lines, "\n")
-}
+// componentLevel is the Markdown heading level of each component in the
+// README's reference section.
+const componentLevel = 3
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -16,6 +17,7 @@ import (
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
 	_ "github.com/benthos-danube/benthos-danube/output/danube"
 	_ "github.com/benthos-danube/benthos-danube/output/mqtt"
+	_ "github.com/benthos-danube/benthos-danube/processor/connectorpayload"
 )
 
 var update = flag.Bool("update", false, "rewrite the reference section of README.md")
@@ -29,6 +31,11 @@ func TestReadmeReferenceIsCurrent(t *testing.T) {
 	ref, err := docgen.Reference(service.GlobalEnvironment(), docgen.Components)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(ref), "\n") {
+		if strings.HasPrefix(l, "==") || strings.Contains(l, "xref:") {
+			t.Errorf("reference line %d is AsciiDoc, not Markdown: %q", i+1, l)
+		}
 	}
 	want, err := docgen.Splice(doc, ref)
 	if err != nil {

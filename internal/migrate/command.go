@@ -19,9 +19,14 @@ import (
 func Command() *cli.Command {
 	return &cli.Command{
 		Name:      "migrate",
-		Usage:     "Convert a Rust danube-source-mqtt connector.toml into a pipeline config",
+		Usage:     "Convert a Rust danube-source-mqtt connector.toml (danube-connect 0.1/0.2 or danube-connectors 0.3) into a pipeline config",
 		ArgsUsage: "[connector.toml]",
-		Description: `Reads the TOML of the Rust Danube MQTT source connector, applies its
+		Description: `Reads the TOML of the Rust Danube MQTT source connector, in either
+dialect: danube-connect 0.1/0.2 ([[mqtt.topic_mappings]] mqtt_topic/danube_topic)
+or danube-connectors 0.3 ([[mqtt.routes]] from/to, [[schemas]]), told apart by
+the file. For a 0.3 file the pipeline writes the payload bytes the 0.3
+connector writes (--raw-payloads forwards them unchanged) and binds each
+[[schemas]] topic to its subject. It applies the connector's
 environment overrides (DANUBE_SERVICE_URL, CONNECTOR_NAME, MQTT_BROKER_HOST,
 MQTT_BROKER_PORT, MQTT_CLIENT_ID, MQTT_USERNAME, MQTT_PASSWORD, MQTT_USE_TLS)
 and prints the equivalent benthos-danube pipeline YAML. Without a path the
@@ -36,6 +41,7 @@ MQTT_PASSWORD at run time.
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the YAML to this file instead of stdout"},
 			&cli.BoolFlag{Name: "ignore-env", Usage: "do not apply the connector's environment overrides"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print warnings on stderr"},
+			&cli.BoolFlag{Name: "raw-payloads", Usage: "for a danube-connectors 0.3 file, forward MQTT payloads unchanged instead of the bytes the 0.3 connector writes (0.1/0.2 files always forward them unchanged)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
@@ -48,7 +54,7 @@ MQTT_PASSWORD at run time.
 			if path == "" {
 				return cli.Exit("migrate: give the connector TOML path, or set CONNECTOR_CONFIG_PATH", 1)
 			}
-			opts := Options{}
+			opts := Options{RawPayloads: c.Bool("raw-payloads")}
 			if c.Bool("ignore-env") {
 				opts.LookupEnv = NoEnv
 			}

@@ -1,6 +1,15 @@
 // Package migrate turns the TOML configuration of the Rust Danube MQTT source
-// connector (danube-source-mqtt 0.1.x) into an equivalent benthos-danube
-// pipeline YAML.
+// connector into an equivalent benthos-danube pipeline YAML. It reads both
+// dialects, told apart by the file itself:
+//
+//   - danube-connect 0.1/0.2 (danube-source-mqtt 0.1.x):
+//     [[mqtt.topic_mappings]] with mqtt_topic / danube_topic; payloads are
+//     forwarded raw;
+//   - danube-connectors 0.3 (danube-source-mqtt 0.3): [[mqtt.routes]] with
+//     from / to, [[schemas]] and processing.health_check_*; payloads are
+//     re-serialised (JSON) or base64-wrapped, which the generated pipeline
+//     reproduces with the danube_connector_payload processor unless
+//     Options.RawPayloads is set.
 //
 // It reproduces the connector's loading rules: the same required keys, the
 // same defaults, the same environment overrides (DANUBE_SERVICE_URL,
@@ -35,7 +44,21 @@ type Options struct {
 	LookupEnv func(key string) (string, bool)
 	// SourceName names the TOML file in the generated header comment.
 	SourceName string
+	// RawPayloads keeps the MQTT payloads as they came for a 0.3 file,
+	// instead of the bytes the 0.3 connector writes. 0.1/0.2 files always
+	// forward raw payloads, as their connector did.
+	RawPayloads bool
 }
+
+// Dialect is the connector version family a TOML file is written for.
+type Dialect string
+
+const (
+	// DialectConnect02 is danube-connect 0.1/0.2: [[mqtt.topic_mappings]].
+	DialectConnect02 Dialect = "danube-connect 0.1/0.2"
+	// DialectConnectors03 is danube-connectors 0.3: [[mqtt.routes]].
+	DialectConnectors03 Dialect = "danube-connectors 0.3"
+)
 
 // NoEnv is a LookupEnv that finds nothing, for conversions that must not
 // depend on the caller's environment.
@@ -50,6 +73,8 @@ type Result struct {
 	Warnings []string
 	// EnvApplied lists the environment variables that overrode a TOML value.
 	EnvApplied []string
+	// Dialect is the dialect the file was read as.
+	Dialect Dialect
 }
 
 // EnvVars lists every environment variable the Rust connector reads, in the
@@ -76,6 +101,7 @@ type rawConfig struct {
 	Retry            *rawRetry      `toml:"retry"`
 	Processing       *rawProcessing `toml:"processing"`
 	MQTT             *rawMQTT       `toml:"mqtt"`
+	Schemas          *[]rawSchema   `toml:"schemas"` // 0.3
 }
 
 type rawRetry struct {
@@ -90,6 +116,9 @@ type rawProcessing struct {
 	PollIntervalMS *int64  `toml:"poll_interval_ms"`
 	MetricsPort    *int64  `toml:"metrics_port"`
 	LogLevel       *string `toml:"log_level"`
+	// 0.3 (danube-connect-core 0.5)
+	HealthCheckIntervalMS       *int64 `toml:"health_check_interval_ms"`
+	HealthCheckFailureThreshold *int64 `toml:"health_check_failure_threshold"`
 }
 
 type rawMQTT struct {
@@ -105,12 +134,18 @@ type rawMQTT struct {
 	CleanSession          *bool         `toml:"clean_session"`
 	IncludeMetadata       *bool         `toml:"include_metadata"`
 	TCPNoDelay            *bool         `toml:"tcp_nodelay"`
-	TopicMappings         *[]rawMapping `toml:"topic_mappings"`
+	TopicMappings         *[]rawMapping `toml:"topic_mappings"` // 0.1/0.2
+	Routes                *[]rawMapping `toml:"routes"`         // 0.3
 }
 
+// rawMapping is a [[mqtt.topic_mappings]] (mqtt_topic, danube_topic) or a
+// [[mqtt.routes]] (from, to) entry; the keys of the other dialect are
+// reported as unknown.
 type rawMapping struct {
 	MQTTTopic        *string `toml:"mqtt_topic"`
 	DanubeTopic      *string `toml:"danube_topic"`
+	From             *string `toml:"from"`
+	To               *string `toml:"to"`
 	QoS              any     `toml:"qos"`
 	Partitions       *int64  `toml:"partitions"`
 	ReliableDispatch *bool   `toml:"reliable_dispatch"`
@@ -118,6 +153,7 @@ type rawMapping struct {
 
 // connector is the effective configuration after defaults and env overrides.
 type connector struct {
+	dialect       Dialect
 	danubeURL     string
 	connectorName string
 
@@ -130,6 +166,8 @@ type connector struct {
 	logLevel                                  string
 	logLevelSet                               bool
 	processingSet                             bool
+	healthInterval, healthThreshold           int64
+	healthSet                                 bool
 
 	brokerHost     string
 	brokerPort     int64
@@ -149,6 +187,7 @@ type connector struct {
 	tcpNoDelay     bool
 	tcpNoDelaySet  bool
 	mappings       []mapping
+	schemas        []schema // 0.3 [[schemas]], one per topic (the last wins)
 }
 
 type mapping struct {
@@ -174,6 +213,9 @@ const (
 	defaultKeepAliveSecs  = 60
 	defaultConnTimeout    = 30
 	defaultMaxPacketSize  = 10485760
+	// 0.3 (danube-connect-core 0.5)
+	defaultHealthIntervalMS = 30000
+	defaultHealthFailThresh = 3
 )
 
 var qosNames = []string{"AtMostOnce", "AtLeastOnce", "ExactlyOnce"}
@@ -221,8 +263,8 @@ func Convert(data []byte, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := render(c, opts.SourceName, w)
-	return &Result{YAML: out, Warnings: w.warnings, EnvApplied: w.env}, nil
+	out := render(c, opts, w)
+	return &Result{YAML: out, Warnings: w.warnings, EnvApplied: w.env, Dialect: c.dialect}, nil
 }
 
 // describeTOMLError adds the position to go-toml decode errors.
@@ -248,6 +290,9 @@ func unknownKeyHint(key []string) string {
 		case "ca_cert_path", "client_cert_path", "client_key_path":
 			return " (never implemented by the connector; use the input's tls.root_cas_file / tls.client_certs fields)"
 		}
+	}
+	if len(key) == 3 && key[0] == "mqtt" && key[2] == "reliable" {
+		return " (did you mean reliable_dispatch?)"
 	}
 	return ""
 }
@@ -292,13 +337,23 @@ func resolve(raw *rawConfig, lookup func(string) (string, bool), w *collector) (
 		if m.ClientID == nil {
 			missing = append(missing, "mqtt.client_id")
 		}
-		if m.TopicMappings == nil {
-			missing = append(missing, "mqtt.topic_mappings")
+		if m.TopicMappings == nil && m.Routes == nil {
+			missing = append(missing, "mqtt.routes (danube-connectors 0.3) or mqtt.topic_mappings (danube-connect 0.1/0.2)")
 		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("failed to parse config: missing required key(s): %s", strings.Join(missing, ", "))
 	}
+	if m.TopicMappings != nil && m.Routes != nil {
+		return nil, errors.New("failed to parse config: both [[mqtt.routes]] (danube-connectors 0.3) and [[mqtt.topic_mappings]] (danube-connect 0.1/0.2) are present: each connector version ignores the other's list, keep the one of the version you run")
+	}
+	c.dialect = DialectConnect02
+	rawMappings := deref(m.TopicMappings)
+	if m.Routes != nil {
+		c.dialect = DialectConnectors03
+		rawMappings = *m.Routes
+	}
+	crossDialectKeys(raw, c.dialect, w)
 
 	c.maxRetries, c.retryBackoffMS, c.maxBackoffMS = defaultMaxRetries, defaultRetryBackoffMS, defaultMaxBackoffMS
 	if r := raw.Retry; r != nil {
@@ -319,6 +374,12 @@ func resolve(raw *rawConfig, lookup func(string) (string, bool), w *collector) (
 		}
 		if p.LogLevel != nil {
 			c.logLevel, c.logLevelSet = *p.LogLevel, true
+		}
+		if c.dialect == DialectConnectors03 {
+			c.healthInterval, c.healthThreshold = defaultHealthIntervalMS, defaultHealthFailThresh
+			c.healthSet = p.HealthCheckIntervalMS != nil || p.HealthCheckFailureThreshold != nil
+			setInt(&c.healthInterval, p.HealthCheckIntervalMS)
+			setInt(&c.healthThreshold, p.HealthCheckFailureThreshold)
 		}
 	}
 
@@ -363,12 +424,13 @@ func resolve(raw *rawConfig, lookup func(string) (string, bool), w *collector) (
 		{"processing.batch_size", c.batchSize}, {"processing.batch_timeout_ms", c.batchTimeoutMS},
 		{"processing.poll_interval_ms", c.pollIntervalMS}, {"mqtt.keep_alive_secs", c.keepAliveSecs},
 		{"mqtt.connection_timeout_secs", c.connTimeout}, {"mqtt.max_packet_size", c.maxPacketSize},
+		{"processing.health_check_interval_ms", c.healthInterval}, {"processing.health_check_failure_threshold", c.healthThreshold},
 	} {
 		checkRange(kv.key, kv.v, 0, math.MaxInt64)
 	}
 
-	for i, rm := range deref(m.TopicMappings) {
-		mp, err := resolveMapping(i, rm, w)
+	for i, rm := range rawMappings {
+		mp, err := resolveMapping(c.dialect, i, rm, w)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -397,8 +459,18 @@ func resolve(raw *rawConfig, lookup func(string) (string, bool), w *collector) (
 	if c.clientID == "" {
 		errf("client_id cannot be empty")
 	}
-	if len(deref(m.TopicMappings)) == 0 {
-		errf("At least one topic mapping is required")
+	if len(rawMappings) == 0 {
+		if c.dialect == DialectConnectors03 {
+			errf("At least one route is required")
+		} else {
+			errf("At least one topic mapping is required")
+		}
+	}
+	if c.dialect == DialectConnectors03 {
+		var err error
+		if c.schemas, err = resolveSchemas(deref(raw.Schemas), c.mappings, w); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid connector config: %w", errors.Join(errs...))
@@ -407,12 +479,38 @@ func resolve(raw *rawConfig, lookup func(string) (string, bool), w *collector) (
 	return c, nil
 }
 
-func resolveMapping(i int, rm rawMapping, w *collector) (mapping, error) {
+func resolveMapping(d Dialect, i int, rm rawMapping, w *collector) (mapping, error) {
 	var errs []error
 	mp := mapping{mqttTopic: deref(rm.MQTTTopic), danubeTopic: deref(rm.DanubeTopic)}
 	where := fmt.Sprintf("mqtt.topic_mappings[%d]", i)
-	if rm.MQTTTopic == nil {
-		errs = append(errs, fmt.Errorf("%s: missing field `mqtt_topic`", where))
+	fromKey, toKey := "mqtt_topic", "danube_topic"
+	fromPtr, toPtr := rm.MQTTTopic, rm.DanubeTopic
+	hintFrom, hintTo := "", ""
+	if d == DialectConnectors03 {
+		where = fmt.Sprintf("mqtt.routes[%d]", i)
+		fromKey, toKey = "from", "to"
+		fromPtr, toPtr = rm.From, rm.To
+		mp = mapping{mqttTopic: deref(rm.From), danubeTopic: deref(rm.To)}
+		if rm.MQTTTopic != nil {
+			hintFrom = " (0.3 renamed mqtt_topic to from, without an alias)"
+			w.warnf("%s: unknown key %q ignored: the 0.3 connector ignores it too; the key is now `from`", where, "mqtt_topic")
+		}
+		if rm.DanubeTopic != nil {
+			hintTo = " (0.3 renamed danube_topic to to, without an alias)"
+			w.warnf("%s: unknown key %q ignored: the 0.3 connector ignores it too; the key is now `to`", where, "danube_topic")
+		}
+	} else {
+		if rm.From != nil {
+			hintFrom = " (from is the danube-connectors 0.3 name; this file uses [[mqtt.topic_mappings]], the 0.1/0.2 list)"
+			w.warnf("%s: unknown key %q ignored: the 0.1/0.2 connector ignores it too (it is 0.3's name for mqtt_topic, in [[mqtt.routes]])", where, "from")
+		}
+		if rm.To != nil {
+			hintTo = " (to is the danube-connectors 0.3 name; this file uses [[mqtt.topic_mappings]], the 0.1/0.2 list)"
+			w.warnf("%s: unknown key %q ignored: the 0.1/0.2 connector ignores it too (it is 0.3's name for danube_topic, in [[mqtt.routes]])", where, "to")
+		}
+	}
+	if fromPtr == nil {
+		errs = append(errs, fmt.Errorf("%s: missing field `%s`%s", where, fromKey, hintFrom))
 	} else if mp.mqttTopic == "" {
 		errs = append(errs, fmt.Errorf("%s: MQTT topic cannot be empty", where))
 	} else if err := ValidateFilter(mp.mqttTopic); err != nil {
@@ -421,8 +519,8 @@ func resolveMapping(i int, rm rawMapping, w *collector) (mapping, error) {
 	} else if strings.ContainsAny(mp.mqttTopic, "{}") {
 		errs = append(errs, fmt.Errorf("%s: MQTT filter %q contains '{' or '}', which benthos-danube reads as a named placeholder; rename the topic", where, mp.mqttTopic))
 	}
-	if rm.DanubeTopic == nil {
-		errs = append(errs, fmt.Errorf("%s: missing field `danube_topic`", where))
+	if toPtr == nil {
+		errs = append(errs, fmt.Errorf("%s: missing field `%s`%s", where, toKey, hintTo))
 	} else if mp.danubeTopic == "" {
 		errs = append(errs, fmt.Errorf("%s: Danube topic cannot be empty", where))
 	} else if danube.ValidateTopic(mp.danubeTopic) != nil {
@@ -517,11 +615,15 @@ func applyEnv(c *connector, lookup func(string) (string, bool), w *collector) {
 // checkSemantics warns about behaviour that differs from the Rust connector
 // or was probably unintended there.
 func checkSemantics(c *connector, w *collector) {
+	list, fromKey := c.listName()
 	if _, ok := logLevels[strings.ToLower(c.logLevel)]; c.logLevelSet && !ok {
 		w.warnf("processing.log_level %q is not a known level and was not migrated", c.logLevel)
 	}
 	if c.brokerPort == 0 {
 		w.warnf("mqtt.broker_port = 0: the Rust connector accepted it and then failed to connect forever; fix the port")
+	}
+	if c.username != nil && *c.username == "" && c.password != nil {
+		w.warnf("the MQTT user name is empty (MQTT_USERNAME set to \"\" counts as set): the Rust connector sent an empty user name and password in CONNECT; the generated config sends no credentials (a broker that requires the empty user name refuses it)")
 	}
 	if c.username != nil && c.password == nil {
 		w.warnf("mqtt.username is set without a password: the Rust connector silently dropped it and connected anonymously; the generated config sends it")
@@ -539,32 +641,32 @@ func checkSemantics(c *connector, w *collector) {
 		w.warnf("clean_session = true: messages published while the bridge is down are lost; consider clean_session: false with a stable client_id (the broker then queues QoS 1/2 messages)")
 	}
 	if len(c.mappings) > 100 {
-		w.warnf("%d topic mappings: the Rust connector hung at startup with more than 100; benthos-danube has no such limit", len(c.mappings))
+		w.warnf("%d %s entries: the Rust connector hung at startup with more than 100; benthos-danube has no such limit", len(c.mappings), list)
 	}
 	seenMQTT := map[string]int{}
 	seenDanube := map[string]int{}
 	for i, mp := range c.mappings {
 		if j, ok := seenMQTT[mp.mqttTopic]; ok {
-			w.warnf("mqtt.topic_mappings[%d] repeats mqtt_topic %q of mapping %d: first match wins, so it never receives anything", i, mp.mqttTopic, j)
+			w.warnf("%s[%d] repeats %s %q of entry %d: first match wins, so it never receives anything", list, i, fromKey, mp.mqttTopic, j)
 		} else {
 			seenMQTT[mp.mqttTopic] = i
 		}
 		if j, ok := seenDanube[mp.danubeTopic]; ok {
 			prev := c.mappings[j]
 			if prev.partitions != mp.partitions || effReliable(prev) != effReliable(mp) {
-				w.warnf("mqtt.topic_mappings[%d] and [%d] send to %q with different partitions or reliable_dispatch; the topic's shape is decided by whichever creates it first", j, i, mp.danubeTopic)
+				w.warnf("%s[%d] and [%d] send to %q with different partitions or reliable_dispatch; the topic's shape is decided by whichever creates it first", list, j, i, mp.danubeTopic)
 			}
 		} else {
 			seenDanube[mp.danubeTopic] = i
 		}
 		if strings.HasSuffix(mp.mqttTopic, "/#") {
-			w.warnf("mqtt.topic_mappings[%d]: %q now also matches the parent topic %q, as MQTT specifies (the Rust connector dropped it)", i, mp.mqttTopic, strings.TrimSuffix(mp.mqttTopic, "/#"))
+			w.warnf("%s[%d]: %q now also matches the parent topic %q, as MQTT specifies (the Rust connector dropped it)", list, i, mp.mqttTopic, strings.TrimSuffix(mp.mqttTopic, "/#"))
 		}
 		if strings.HasPrefix(mp.mqttTopic, "$share/") {
-			w.warnf("mqtt.topic_mappings[%d]: %q is a shared subscription; the Rust connector passed it as a plain filter", i, mp.mqttTopic)
+			w.warnf("%s[%d]: %q is a shared subscription; the Rust connector passed it as a plain filter", list, i, mp.mqttTopic)
 		}
 		if strings.Contains(mp.mqttTopic, "${") || strings.Contains(mp.danubeTopic, "${") {
-			w.warnf("mqtt.topic_mappings[%d] contains \"${\", which Benthos reads as an environment variable reference", i)
+			w.warnf("%s[%d] contains \"${\", which Benthos reads as an environment variable reference", list, i)
 		}
 	}
 	for _, s := range []string{c.danubeURL, c.connectorName, c.brokerHost, c.clientID, deref(c.username)} {
@@ -581,6 +683,28 @@ func checkSemantics(c *connector, w *collector) {
 					c.mappings[i].mqttTopic, c.mappings[j].mqttTopic, c.mappings[i].danubeTopic)
 			}
 		}
+	}
+}
+
+// listName is the TOML name of the mapping list and of its filter key.
+func (c *connector) listName() (list, fromKey string) {
+	if c.dialect == DialectConnectors03 {
+		return "mqtt.routes", "from"
+	}
+	return "mqtt.topic_mappings", "mqtt_topic"
+}
+
+// crossDialectKeys warns about keys of the other dialect, which the
+// connector of this file's dialect silently ignores.
+func crossDialectKeys(raw *rawConfig, d Dialect, w *collector) {
+	if d == DialectConnectors03 {
+		return // 0.1/0.2 mapping keys in routes are reported by resolveMapping
+	}
+	if raw.Schemas != nil {
+		w.warnf("[[schemas]] ignored and not migrated: it is a danube-connectors 0.3 section, and this file uses [[mqtt.topic_mappings]] (0.1/0.2), whose connector ignores it; rename the list to [[mqtt.routes]] with from/to to migrate it as 0.3")
+	}
+	if p := raw.Processing; p != nil && (p.HealthCheckIntervalMS != nil || p.HealthCheckFailureThreshold != nil) {
+		w.warnf("processing.health_check_* ignored: 0.3 keys, which the 0.1/0.2 connector ignores (Benthos serves /ready on its HTTP server)")
 	}
 }
 

@@ -41,7 +41,7 @@ type generated struct {
 		} `yaml:"mqtt"`
 	} `yaml:"input"`
 	Pipeline *struct {
-		Processors []map[string]string `yaml:"processors"`
+		Processors []map[string]any `yaml:"processors"`
 	} `yaml:"pipeline"`
 	Output struct {
 		Danube struct {
@@ -49,6 +49,7 @@ type generated struct {
 			ProducerName string `yaml:"producer_name"`
 			Attributes   struct {
 				IncludePrefixes []string `yaml:"include_prefixes"`
+				IncludePatterns []string `yaml:"include_patterns"`
 			} `yaml:"attributes"`
 		} `yaml:"danube"`
 	} `yaml:"output"`
@@ -110,9 +111,8 @@ func TestConvertReference(t *testing.T) {
 		assert.Equal(t, w.reliable, got.ReliableDispatch, i)
 	}
 
-	require.NotNil(t, g.Pipeline)
-	require.Len(t, g.Pipeline.Processors, 1)
-	assert.Equal(t, AttributesMapping, g.Pipeline.Processors[0]["mutation"])
+	assert.Nil(t, g.Pipeline, "0.1/0.2: raw payloads, and the output names the attributes: no processor")
+	assert.Equal(t, DialectConnect02, res.Dialect)
 
 	d := g.Output.Danube
 	assert.Equal(t, "http://localhost:6650", d.URL)
@@ -269,6 +269,7 @@ func TestConvertIncludeMetadataFalse(t *testing.T) {
 	_, g := convertString(t, doc, nil)
 	assert.Nil(t, g.Pipeline, "no attribute processor")
 	assert.Empty(t, g.Output.Danube.Attributes.IncludePrefixes)
+	assert.Equal(t, []string{"^$"}, g.Output.Danube.Attributes.IncludePatterns, "a filter that matches no key")
 }
 
 func TestConvertWarnings(t *testing.T) {

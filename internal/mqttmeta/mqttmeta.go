@@ -51,6 +51,10 @@ const (
 	AttrSourceVal = "mqtt"
 )
 
+// AttrPrefix starts the Danube attribute names of MQTT properties
+// (mqtt.topic, mqtt.qos, …).
+const AttrPrefix = "mqtt."
+
 // connectorNames maps metadata keys to the attribute names existing Danube
 // consumers read. Keys not listed keep their metadata name.
 var connectorNames = map[string]string{

@@ -16,4 +16,14 @@
 // without a key are sent concurrently. A failed message is retried by Benthos
 // later, after later messages of its key may have been delivered: only a
 // failure can reorder a key.
+//
+// # Schemas
+//
+// The schemas field binds the producers of each topic to a registry subject
+// (schemas.go; checked in check.go with the other fields). Connect registers
+// missing subjects once per output lifetime and checks the version strategy;
+// producers are created with the entry's SchemaRef, so every message carries
+// schema id and version. A json_schema entry's file is compiled at start-up
+// and prepare validates every payload with it: a failure dead-letters that
+// message (reason schema_invalid) without sending it.
 package danubeout

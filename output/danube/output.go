@@ -51,7 +51,8 @@ type output struct {
 	reliable       bool
 	producerName   string
 	attrs          *service.MetadataFilter // nil: all metadata except danube_*
-	schema         *danube.SchemaRef
+	attrNames      attrNames               // attribute_names (attributes.go)
+	schemas        *schemaBindings         // subjects per topic (schemas.go)
 	sendTimeout    time.Duration
 	log            *service.Logger
 	dl             *deadLetters
@@ -144,13 +145,14 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 			o.attrs = nil
 		}
 	}
-	subject, err := conf.FieldString(fieldSchema, fieldSchemaSubject)
-	if err != nil {
-		return nil, fmt.Errorf("danube output: field schema.subject: %w", err)
+	if o.attrNames, err = parseAttrNames(conf); err != nil {
+		return nil, err
 	}
-	if subject != "" {
-		o.schema = &danube.SchemaRef{Subject: subject, PinnedVersion: uint32(s.schemaVersion)}
+	var fallback *danube.SchemaRef
+	if s.schemaSubject != "" {
+		fallback = &danube.SchemaRef{Subject: s.schemaSubject, PinnedVersion: uint32(s.schemaVersion)}
 	}
+	o.schemas = newSchemaBindings(s.bindings, fallback, s.dlTopic)
 	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
 	if err != nil {
 		return nil, fmt.Errorf("danube output: field tls: %w", err)
@@ -228,7 +230,7 @@ func (o *output) Connect(ctx context.Context) error {
 	if err := c.Ping(pctx); err != nil {
 		return o.connectError(err)
 	}
-	return nil
+	return o.ensureSubjects(pctx, c)
 }
 
 func (o *output) getClient() *danube.Client {
@@ -256,7 +258,7 @@ func (o *output) newProducer(ctx context.Context, k producerKey) (*danube.Produc
 		Name:       o.producerNameFor(k.topic),
 		Partitions: k.partitions,
 		Dispatch:   dispatch,
-		Schema:     o.schema,
+		Schema:     o.schemas.refFor(k.topic),
 		Hooks: danube.ProducerHooks{
 			OnRetry:    func(string) { o.mRetries.Incr(1) },
 			OnRecreate: func(string) { o.mRecreated.Incr(1) },
@@ -312,8 +314,13 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 		batchErr.Failed(i, err)
 	}
 	var doomed []*pending // never sent: dead-lettered (or failed) right away
+	base := ordering.BatchStamp(batch, metaSeq)
 	for i, msg := range batch {
-		p := o.prepare(i, msg, topicEx, keyEx)
+		var seq int64
+		if base > 0 {
+			seq = base + int64(i)
+		}
+		p := o.prepare(i, seq, msg, topicEx, keyEx)
 		if p.dl != nil {
 			// A message that is not sent still occupies its place in
 			// the sequence.
@@ -411,13 +418,8 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 
 // prepare resolves the routing of one message. A message that can never be
 // sent as it is comes back with its dead-letter cause set.
-func (o *output) prepare(i int, msg *service.Message, topicEx, keyEx *service.MessageBatchInterpolationExecutor) *pending {
-	p := &pending{idx: i}
-	if v, ok := msg.MetaGetMut(metaSeq); ok {
-		if n, ok := toInt64(v); ok && n > 0 {
-			p.seq = n
-		}
-	}
+func (o *output) prepare(i int, seq int64, msg *service.Message, topicEx, keyEx *service.MessageBatchInterpolationExecutor) *pending {
+	p := &pending{idx: i, seq: seq}
 	if p.dl = causeFromMeta(msg); p.dl != nil {
 		if p.dl.topic == "" {
 			// Marked by the pipeline: say where it was meant to go.
@@ -475,50 +477,13 @@ func (o *output) prepare(i int, msg *service.Message, topicEx, keyEx *service.Me
 	if len(payload) > danube.MaxRequestBytes {
 		return doom(deadletter.ReasonTooLarge, topic, fmt.Errorf("message of %d bytes to %s: %w", len(payload), topic, danube.ErrMessageTooLarge))
 	}
+	if b := o.schemas.forTopic(topic); b != nil {
+		if err := b.validate(payload); err != nil {
+			return doom(deadletter.ReasonSchemaInvalid, topic, err)
+		}
+	}
 	p.ordered = key != ""
 	return p
-}
-
-// attributes returns the Danube attributes of msg (nil when there are none).
-func (o *output) attributes(msg *service.Message) map[string]string {
-	attrs := map[string]string{}
-	_ = msg.MetaWalkMut(func(k string, v any) error {
-		switch {
-		case k == metaSeq:
-		case o.attrs != nil:
-			if o.attrs.Match(k) {
-				attrs[k] = metaString(msg, k, v)
-			}
-		case !strings.HasPrefix(k, "danube_"):
-			attrs[k] = metaString(msg, k, v)
-		}
-		return nil
-	})
-	if len(attrs) == 0 {
-		return nil
-	}
-	return attrs
-}
-
-// metaString is the text of a metadata value, as Benthos' MetaGet gives it.
-// The common types are formatted here: Benthos formats an int (the mqtt
-// input's mqtt_qos and mqtt_message_id) through a JSON encoder, which
-// profiles showed at 4 % of the bridge's CPU.
-func metaString(msg *service.Message, k string, v any) string {
-	switch t := v.(type) {
-	case string:
-		return t
-	case int:
-		return strconv.Itoa(t)
-	case int64:
-		return strconv.FormatInt(t, 10)
-	case bool:
-		return strconv.FormatBool(t)
-	case []byte:
-		return string(t)
-	}
-	s, _ := msg.MetaGet(k)
-	return s
 }
 
 // validateTopic checks a resolved topic name (static topics were checked

@@ -110,7 +110,7 @@ danube:
 		require.Equal(t, danube.PartitionForKey(m.RoutingKey, parts), m.Partition, "key %s on its partition", m.RoutingKey)
 		require.Greater(t, v, last[m.RoutingKey], "order of key %s", m.RoutingKey)
 		last[m.RoutingKey] = v
-		assert.Equal(t, m.RoutingKey, m.Attributes["mqtt_topic"])
+		assert.Equal(t, m.RoutingKey, m.Attributes["mqtt.topic"])
 		assert.NotContains(t, m.Attributes, "danube_output_seq")
 	}
 	assert.Len(t, seen, n)
@@ -187,7 +187,7 @@ generate:
 `
 	t.Run("default excludes danube_*", func(t *testing.T) {
 		srv := danubetest.NewTestServer(t)
-		require.NoError(t, runPipeline(t, newEnv(t), input, fmt.Sprintf(`danube: { url: %s }`, srv.URL()), 30*time.Second))
+		require.NoError(t, runPipeline(t, newEnv(t), input, fmt.Sprintf(`danube: { url: %s, attribute_names: metadata }`, srv.URL()), 30*time.Second))
 		ms := srv.Messages("/default/attrs")
 		require.Len(t, ms, 1)
 		assert.Equal(t, map[string]string{"mqtt_topic": "a/b", "mqtt_qos": "1", "mqtt_retained": "false", "source": "mqtt"}, ms[0].Attributes)
@@ -204,7 +204,7 @@ danube:
 `, srv.URL()), 30*time.Second))
 		ms := srv.Messages("/default/attrs")
 		require.Len(t, ms, 1)
-		assert.Equal(t, map[string]string{"mqtt_qos": "1", "source": "mqtt"}, ms[0].Attributes)
+		assert.Equal(t, map[string]string{"mqtt.qos": "1", "source": "mqtt"}, ms[0].Attributes)
 		assert.False(t, ms[0].HasRoutingKey)
 	})
 }

@@ -23,6 +23,14 @@ const (
 	fieldSchema          = "schema"
 	fieldSchemaSubject   = "subject"
 	fieldSchemaVersion   = "version"
+	fieldSchemas         = "schemas"
+	fieldSchemasTopic    = "topic"
+	fieldSchemasSubject  = "subject"
+	fieldSchemasType     = "type"
+	fieldSchemasFile     = "file"
+	fieldSchemasAutoReg  = "auto_register"
+	fieldSchemasStrategy = "version_strategy"
+	fieldSchemasVersion  = "version"
 	fieldTLS             = "tls"
 	fieldToken           = "token"
 	fieldTokenFile       = "token_file"
@@ -75,8 +83,8 @@ refused token): the send is retried inside `+"`send_timeout`"+`, then the messag
 unacknowledged and retries it; an unreachable broker is reported as a lost connection and Benthos reconnects with
 back-off. Nothing is dead-lettered for a transient failure.
 - *Permanent for this message* (no mapping matched it, its topic name cannot be formed, its payload is over the
-limit, the namespace or topic does not exist where topics are not auto-created, the broker refused it, its schema
-was rejected, or the pipeline set `+"`dead_letter_reason`"+`): the message goes to the dead-letter destination
+limit, the namespace or topic does not exist where topics are not auto-created, the broker refused it, it failed
+its topic's JSON Schema, the broker rejected its schema, or the pipeline set `+"`dead_letter_reason`"+`): the message goes to the dead-letter destination
 (`+"`dead_letter`"+`), and only once that destination has it is it acknowledged, so everything behind it flows on.
 
 If the dead-letter destination fails too, that is an outage: the message is nacked and retried, and an error is
@@ -84,11 +92,19 @@ logged. With `+"`dead_letter.enabled: false`"+` a permanent failure is nacked an
 is: the strict mode, in which one undeliverable message stops the flow of the whole bridge. Within a batch only the
 failed messages are nacked.
 
+== Attributes
+
+Metadata becomes Danube message attributes (`+"`attributes`"+` selects which). By default (`+"`attribute_names: connector`"+`)
+the `+"`mqtt`"+` input's `+"`mqtt_topic`"+`, `+"`mqtt_qos`"+`, `+"`mqtt_retained`"+` and `+"`mqtt_duplicate`"+` are written under the
+names consumers of the Rust connector read, `+"`mqtt.topic`"+`, `+"`mqtt.qos`"+`, `+"`mqtt.retain`"+` and `+"`mqtt.dup`"+`, and a
+message from the `+"`mqtt`"+` input gets `+"`source: mqtt`"+`: a pipeline needs no processor for them. Bloblang still sees
+the metadata names.
+
 == Dead letters
 
 A dead-letter record keeps the original payload byte for byte, the message's attributes and every `+"`mqtt_*`"+`
 metadata key, and adds `+"`dead_letter_reason`"+` (`+"`no_mapping`"+`, `+"`invalid_topic`"+`, `+"`too_large`"+`,
-`+"`namespace_missing`"+`, `+"`topic_missing`"+`, `+"`permission_denied`"+`, `+"`schema_rejected`"+`, `+"`rejected`"+`,
+`+"`namespace_missing`"+`, `+"`topic_missing`"+`, `+"`permission_denied`"+`, `+"`schema_invalid`"+`, `+"`schema_rejected`"+`, `+"`rejected`"+`,
 `+"`invalid_message`"+`, or the pipeline's own word), `+"`dead_letter_error`"+` (the full error),
 `+"`dead_letter_topic`"+` (the intended Danube topic), `+"`dead_letter_mapping`"+` (the input mapping, for routing
 failures) and `+"`dead_letter_time`"+` (RFC 3339, UTC). By default it is written to the Danube topic
@@ -104,6 +120,28 @@ Each dead-lettered message is counted in `+"`danube_output_dead_lettered`"+` (la
 the input mapping for routing failures, the Danube topic otherwise) and logged as a rate-limited warning naming the
 MQTT topic, the reason and the destination. Failures of the destination are counted in
 `+"`danube_output_dead_letter_failures`"+`.
+
+== Schemas
+
+Each `+"`schemas`"+` entry binds the producers of one topic (or of the topics a `+"`{name}`"+` placeholder matches) to a
+schema registry subject, as the Rust connector's `+"`[[schemas]]`"+` do: every message they send carries the subject's
+schema id and the version chosen by `+"`version_strategy`"+` (`+"`latest`"+`, `+"`pinned`"+` or `+"`minimum`"+`, resolved when
+the producer is created). At start-up (Connect) the output looks each subject up; a missing one is registered with
+its `+"`type`"+` and the contents of `+"`file`"+` when `+"`auto_register`"+` is true. An existing subject is never registered
+again, so a restart registers nothing and a changed file is not registered either (the registry returns its own form
+of a definition, not the bytes registered, so the output cannot tell reliably and does not warn; register a new
+version yourself). A subject that must exist (`+"`auto_register: false`"+`) and does not, or a pinned or minimum version
+above the latest, keeps the output from connecting, with one line saying what to do; Connect is retried with
+back-off and messages are held, not lost. An unreachable broker is retried the same way.
+
+A `+"`json_schema`"+` entry also validates every payload before sending, against the JSON Schema in `+"`file`"+`
+(compiled once, at start-up; drafts 4 to 2020-12). A payload that is not JSON or does not match is dead-lettered with
+reason `+"`schema_invalid`"+` and the validation error as `+"`dead_letter_error`"+`, and the messages behind it flow on. A
+message the broker refuses because of its schema (a topic with the `+"`enforce`"+` validation policy and payload
+validation, say) is dead-lettered with reason `+"`schema_rejected`"+`. Other types are not validated by the output.
+
+`+"`schema`"+` (one subject, no registration, no validation) applies to every topic without a `+"`schemas`"+` entry;
+naming the output's only (static) topic in both is rejected. The dead-letter topic is never bound to a subject.
 
 == Ordering
 
@@ -140,13 +178,15 @@ messages of the same key emitted after it may already have been delivered, so on
 				Examples("benthos-danube", "gateway-eu-1").
 				Advanced(),
 			service.NewMetadataFilterField(fieldAttributes).
-				Description("Which metadata keys become Danube message attributes (values are stringified). When unset (or empty), all metadata is sent except the routing metadata `danube_*`.").
+				Description("Which metadata keys become Danube message attributes (values are stringified). A key is sent when the filter matches its metadata name or the attribute name it is written under (see `attribute_names`), so `include_prefixes: [mqtt_, source]` and `include_prefixes: [mqtt., source]` select the same keys (the added `source` is matched by its name only). When unset (or empty), all metadata is sent except the routing metadata `danube_*`.").
 				Optional().
 				Example(map[string]any{"include_prefixes": []any{"mqtt_"}}).
 				Example(map[string]any{"include_patterns": []any{"^mqtt_topic$", "^source$"}}),
+			attributeNamesField(),
+			schemasField(),
 			service.NewObjectField(fieldSchema,
 				service.NewStringField(fieldSchemaSubject).
-					Description("Schema registry subject the producers are bound to. Empty = no schema.").
+					Description("Schema registry subject the producers are bound to. Empty = no schema. It must already be registered.").
 					Default("").
 					Examples("sensor-readings", ""),
 				service.NewIntField(fieldSchemaVersion).
@@ -154,7 +194,7 @@ messages of the same key emitted after it may already have been delivered, so on
 					Default(0).
 					Examples(0, 3),
 			).
-				Description("An optional schema registry subject the producers are bound to.").
+				Description("One schema registry subject for every topic that has no `schemas` entry (the dead-letter topic excepted). Payloads are not validated by the output; use `schemas` for registration and validation.").
 				Example(map[string]any{"subject": "sensor-readings", "version": 0}).
 				Advanced(),
 			service.NewTLSToggledField(fieldTLS).
@@ -227,6 +267,41 @@ func init() {
 	if err := Register(service.GlobalEnvironment()); err != nil {
 		panic(err)
 	}
+}
+
+// schemasField is the schemas list of the danube output (schemas.go).
+func schemasField() *service.ConfigField {
+	return service.NewObjectListField(fieldSchemas,
+		service.NewStringField(fieldSchemasTopic).
+			Description("The Danube topic whose producers are bound to the subject, exactly as the output sends to it (the base name of a partitioned topic). A `{name}` placeholder matches one segment of characters a topic name can hold, e.g. `/iot/{device}_telemetry`; an exact entry wins over placeholder entries, which are tried in order.").
+			Examples("/iot/telemetry", "/iot/{kind}_zone1"),
+		service.NewStringField(fieldSchemasSubject).
+			Description("The schema registry subject.").
+			Examples("telemetry-v1"),
+		service.NewStringField(fieldSchemasType).
+			Description("The schema type, case-insensitive: `json_schema` (or `json`, the same on the wire), `string`, `number`, `bytes`, `avro` or `protobuf`.").
+			Examples("json_schema", "string", "bytes"),
+		service.NewStringField(fieldSchemasFile).
+			Description("The schema definition file, registered with the subject. Required for `json_schema` (the output compiles it and validates every payload with it) and, with `auto_register`, for `avro` and `protobuf`; not read for `string`, `number` and `bytes`. A relative path is relative to the working directory.").
+			Default("").
+			Examples("./schemas/telemetry.json", ""),
+		service.NewBoolField(fieldSchemasAutoReg).
+			Description("Register the subject at start-up when the registry does not have it. An existing subject is never registered again, even when the file changed. With `false` the subject must exist, or the output does not connect.").
+			Default(true),
+		service.NewStringField(fieldSchemasStrategy).
+			Description("Which version of the subject the producers use: `latest`, `pinned` (exactly `version`) or `minimum` (the latest, which must be at least `version`).").
+			Default(strategyLatest).
+			Examples(strategyLatest, strategyPinned, strategyMinimum),
+		service.NewIntField(fieldSchemasVersion).
+			Description("The version for `pinned` and `minimum` (1 or more); must be 0 with `latest`.").
+			Default(0),
+	).
+		Description("Binds the producers of topics to schema registry subjects, one entry per topic (see Schemas above). Topics without an entry use `schema`, if set.").
+		Default([]any{}).
+		Example([]any{map[string]any{
+			"topic": "/iot/telemetry", "subject": "telemetry-v1", "type": "json_schema",
+			"file": "./schemas/telemetry.json", "auto_register": true, "version_strategy": "latest",
+		}})
 }
 
 // deadLetterField is the dead_letter object of the danube output.

@@ -265,8 +265,12 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	retEx := batch.InterpolationExecutor(o.retained)
 	items := make([]*pending, len(batch))
 	var toSend []*pending
+	base := ordering.BatchStamp(batch, metaSeq)
 	for i, msg := range batch {
 		p := o.prepare(i, msg, topicEx, qosEx, retEx)
+		if base > 0 {
+			p.seq = base + int64(i)
+		}
 		items[i] = p
 		if p.dl != nil || p.skip {
 			// A message that is not published still occupies its place
@@ -464,7 +468,7 @@ func isConnErr(err error) bool { return errors.Is(err, errConnLost) }
 // never be published comes back with its dead-letter cause set, one the
 // loop guard stops with skip set.
 func (o *output) prepare(i int, msg *service.Message, topicEx, qosEx, retEx *service.MessageBatchInterpolationExecutor) *pending {
-	p := &pending{idx: i, seq: ordering.Stamp(msg, metaSeq)}
+	p := &pending{idx: i}
 	if o.skipOrigin && fromMQTT(msg) {
 		p.skip = true
 		o.mSkipped.Incr(1)

@@ -32,7 +32,7 @@ var (
 	flagSteadyDur  = flag.Duration("bench.steadydur", 20*time.Second, "steady part of the stall phase")
 	flagStallDur   = flag.Duration("bench.stalldur", 60*time.Second, "how long Danube stalls")
 	flagInflight   = flag.Int("bench.inflight", 0, "mosquitto max_inflight_messages (0 = its default, 20)")
-	flagProfDir    = flag.String("bench.profdir", "", "write a CPU profile of the bridge during a QoS 1 run here")
+	flagProfDir    = flag.String("bench.profdir", "", "write CPU and allocation profiles of the bridge and the minimal bridge during a QoS 1 run here")
 	flagReport     = flag.String("bench.report", "", "also write the result table to this file")
 	flagLogDir     = flag.String("bench.logdir", "", "keep logs here")
 	flagOnly       = flag.String("bench.only", "", `run only one part: "throughput" (skips latency and stall)`)
@@ -505,8 +505,8 @@ func sameShape(a, b []danubetest.Message) error {
 		return fmt.Errorf("attributes differ: bridge %s, minimal bridge %s", keys(x), keys(y))
 	}
 	for _, m := range []danubetest.Message{x, y} {
-		if !m.HasRoutingKey || m.RoutingKey != m.Attributes["mqtt_topic"] {
-			return fmt.Errorf("routing key %q (set: %v), mqtt_topic %q", m.RoutingKey, m.HasRoutingKey, m.Attributes["mqtt_topic"])
+		if !m.HasRoutingKey || m.RoutingKey != m.Attributes["mqtt.topic"] {
+			return fmt.Errorf("routing key %q (set: %v), mqtt.topic %q", m.RoutingKey, m.HasRoutingKey, m.Attributes["mqtt.topic"])
 		}
 	}
 	return nil
@@ -805,7 +805,15 @@ func (e *env) profileOne(name string, pid, port int, prefix, topic string, extra
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A delta allocation profile over the same 10 s.
+			fetch("/debug/pprof/allocs?seconds=10", fmt.Sprintf("%s-qos%d-allocs.pprof", name, *flagProfQoS))
+		}()
 		fetch("/debug/pprof/profile?seconds=10", fmt.Sprintf("%s-qos%d.pprof", name, *flagProfQoS))
+		wg.Wait()
 	}()
 	if extras {
 		go func() {

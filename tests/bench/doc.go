@@ -8,8 +8,8 @@
 //   - a minimal hand-written bridge (./minibridge) with the same parts and
 //     the same guarantees as benthos-danube: paho with manual acks released
 //     in arrival order, Producer.Send of our Danube client with the MQTT
-//     topic as routing key and the mqtt_* attributes, the MQTT ack only after
-//     Danube's, one send in flight per MQTT topic and max_in_flight in all,
+//     topic as routing key and the attributes the danube output writes by
+//     default, the MQTT ack only after Danube's, one send in flight per MQTT topic and max_in_flight in all,
 //     QoS 0 back-pressured (the paho handler blocks) rather than shed, a
 //     persistent session. It is the ceiling of what the bridge could reach.
 //

@@ -91,6 +91,7 @@ type topic struct {
 	owner     *Server
 	draining  bool
 	subject   string
+	policy    *topicPolicy              // nil: the default, warn without payload validation (schema.go)
 	log       []*danubepb.StreamMessage // every accepted message; index == offset on reliable topics
 	producers map[string]uint64         // producer name → id
 	subs      map[string]*subscription
@@ -114,6 +115,19 @@ type subscription struct {
 	redeliver map[uint64]time.Time
 	attempts  map[uint64]int
 	blocked   bool
+
+	// ackDue is no later than the earliest ack deadline in inflight (zero:
+	// nothing in flight), so dispatch scans inflight for ack timeouts only
+	// when one may have passed, not on every ack.
+	ackDue time.Time
+	// redeliverKeys are the offsets of redeliver in order (it may still
+	// hold offsets no longer waiting); rebuilt only when redeliverDirty, so
+	// that a backlog of redeliveries is not sorted again on every ack.
+	redeliverKeys  []uint64
+	redeliverDirty bool
+	// redeliverDue is no later than the earliest future redelivery (zero:
+	// none known).
+	redeliverDue time.Time
 }
 
 type delivery struct {
@@ -303,8 +317,8 @@ func (c *Cluster) DroppedMessages(topicName string) int {
 // Unacked returns, for a subscription of the exact reliable topic or
 // partition, how many messages were dispatched and are not acked yet
 // (delivered and waiting for their ack, or waiting for redelivery), and
-// acked how many of the messages published since it was created were acked. ok is false when there is no such
-// subscription.
+// how many of the messages published since it was created were acked. ok
+// is false when there is no such subscription.
 func (c *Cluster) Unacked(topicName, subscription string) (unacked, acked int, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -120,7 +120,7 @@ func (s *Server) endStreamLocked(co *consumer, err error) {
 	for off, d := range sub.inflight {
 		if d.c == co {
 			delete(sub.inflight, off)
-			sub.redeliver[off] = now
+			sub.redeliverLocked(off, now)
 		}
 	}
 }
@@ -241,7 +241,7 @@ func (cs consumerSvc) Nack(_ context.Context, req *danubepb.NackRequest) (*danub
 		}
 		delay = min(delay, MaxNackDelay)
 		at := nowFunc().Add(delay)
-		sub.redeliver[off] = at
+		sub.redeliverLocked(off, at)
 		owner.scheduleLocked(at)
 	}
 	return &danubepb.NackResponse{RequestId: req.GetRequestId()}, nil
@@ -391,27 +391,56 @@ func (s *Server) dispatchDeadlinesLocked(t *topic, now time.Time) time.Time {
 
 func (s *Server) dispatchSubLocked(t *topic, sub *subscription, now time.Time) time.Time {
 	cfg := &s.cfg
-	// Ack timeouts become immediate redeliveries.
-	for off, d := range sub.inflight {
-		if !d.deadline.After(now) {
-			delete(sub.inflight, off)
-			sub.redeliver[off] = now
+	// Ack timeouts become immediate redeliveries. The scan runs only when
+	// the earliest deadline may have passed; it recomputes ackDue.
+	if !sub.ackDue.IsZero() && !sub.ackDue.After(now) {
+		sub.ackDue = time.Time{}
+		for off, d := range sub.inflight {
+			if !d.deadline.After(now) {
+				delete(sub.inflight, off)
+				sub.redeliverLocked(off, now)
+			} else if sub.ackDue.IsZero() || d.deadline.Before(sub.ackDue) {
+				sub.ackDue = d.deadline
+			}
 		}
 	}
 	deliver := func(off uint64, co *consumer) bool {
 		if !enqueue(co, proto.Clone(t.log[off]).(*danubepb.StreamMessage)) {
 			return false
 		}
-		sub.inflight[off] = delivery{c: co, deadline: now.Add(cfg.ackTimeout)}
+		d := now.Add(cfg.ackTimeout)
+		sub.inflight[off] = delivery{c: co, deadline: d}
+		if sub.ackDue.IsZero() || d.Before(sub.ackDue) {
+			sub.ackDue = d
+		}
 		sub.attempts[off]++
 		return true
 	}
-	for _, off := range slices.Sorted(maps.Keys(sub.redeliver)) {
+	if sub.redeliverDirty {
+		sub.redeliverKeys = slices.Sorted(maps.Keys(sub.redeliver))
+		sub.redeliverDirty = false
+	}
+	for len(sub.redeliverKeys) > 0 { // drop the delivered head
+		if _, ok := sub.redeliver[sub.redeliverKeys[0]]; ok {
+			break
+		}
+		sub.redeliverKeys = sub.redeliverKeys[1:]
+	}
+	var due time.Time // the earliest future redelivery seen
+	complete := true  // every waiting redelivery was looked at
+	for _, off := range sub.redeliverKeys {
+		at, ok := sub.redeliver[off]
+		if !ok {
+			continue
+		}
 		if cfg.maxRedeliveries >= 0 && sub.attempts[off] > cfg.maxRedeliveries {
 			sub.blocked = true // exhausted: the Block poison policy holds it
 			continue
 		}
-		if sub.redeliver[off].After(now) {
+		if at.After(now) {
+			if due.IsZero() || at.Before(due) {
+				due = at
+			}
 			continue
 		}
 		co, skip := sub.pick(t.log[off])
@@ -420,11 +449,24 @@ func (s *Server) dispatchSubLocked(t *topic, sub *subscription, now time.Time) t
 			continue
 		}
 		if co == nil {
+			complete = false
 			break
 		}
 		if deliver(off, co) {
 			delete(sub.redeliver, off)
+		} else if sub.typ != danubepb.ConsumerRequest_KeyShared {
+			complete = false // the only candidate's queue is full
+			break
 		}
+	}
+	if len(sub.redeliver) == 0 {
+		sub.redeliverKeys = nil
+	}
+	switch {
+	case complete:
+		sub.redeliverDue = due
+	case !due.IsZero() && (sub.redeliverDue.IsZero() || due.Before(sub.redeliverDue)):
+		sub.redeliverDue = due
 	}
 	for !sub.blocked && sub.next < uint64(len(t.log)) && sub.unacked() < cfg.maxUnacked {
 		off := sub.next
@@ -445,13 +487,14 @@ func (s *Server) dispatchSubLocked(t *topic, sub *subscription, now time.Time) t
 			next = d
 		}
 	}
-	for _, d := range sub.inflight {
-		upd(d.deadline)
+	if len(sub.inflight) == 0 {
+		sub.ackDue = time.Time{}
 	}
-	for _, at := range sub.redeliver {
-		if at.After(now) {
-			upd(at)
-		}
+	if !sub.ackDue.IsZero() {
+		upd(sub.ackDue) // may be early (its message was acked): the timer then rescans
+	}
+	if sub.redeliverDue.After(now) {
+		upd(sub.redeliverDue)
 	}
 	return next
 }
@@ -493,4 +536,15 @@ func glob(p, s string) bool {
 		pi++
 	}
 	return pi == len(pr)
+}
+
+// redeliverLocked queues offset off of sub for redelivery at at.
+func (sub *subscription) redeliverLocked(off uint64, at time.Time) {
+	if _, ok := sub.redeliver[off]; !ok {
+		sub.redeliverDirty = true
+	}
+	sub.redeliver[off] = at
+	if sub.redeliverDue.IsZero() || at.Before(sub.redeliverDue) {
+		sub.redeliverDue = at
+	}
 }

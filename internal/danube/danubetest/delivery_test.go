@@ -322,3 +322,72 @@ func TestNonReliableSlowConsumerDrops(t *testing.T) {
 		})
 	}
 }
+
+// TestRedeliveryBacklogOrder: after a stream drop the unacked deliveries
+// come back in offset order, a nacked one only after its delay, and each
+// exactly once.
+func TestRedeliveryBacklogOrder(t *testing.T) {
+	s := NewTestServer(t, WithMaxUnacked(20), WithNackDelay(300*time.Millisecond))
+	st := dial(t, s)
+	ctx := testCtx(t)
+	const topic = "/default/backlog"
+	p, err := st.createProducer(ctx, topic, "prod", reliable)
+	mustOK(t, err)
+	cid, err := st.subscribe(ctx, topic, "sub", "c", danubepb.ConsumerRequest_Exclusive)
+	mustOK(t, err)
+	r1 := st.receive(t, cid)
+	for i := range 10 {
+		mustOK(t, p.send(ctx, strconv.Itoa(i)))
+	}
+	var first []*danubepb.StreamMessage
+	for range 10 {
+		first = append(first, r1.next(t, 2*time.Second))
+	}
+	nackedAt := time.Now()
+	mustOK(t, st.nack(ctx, "sub", first[3], nil))
+	mustOK(t, st.ack(ctx, "sub", first[5]))
+	r1.cancel() // the stream drops: 0-2, 4 and 6-9 are redelivered at once
+	waitUntil(t, func() bool { return s.cluster.consumerInactive(cid) })
+
+	r2 := st.receive(t, cid)
+	want := []uint64{0, 1, 2, 4, 6, 7, 8, 9}
+	for _, w := range want {
+		m := r2.next(t, 2*time.Second)
+		if got := m.GetMsgId().GetTopicOffset(); got != w {
+			t.Fatalf("redelivered offset %d, want %d (order %v)", got, w, want)
+		}
+		mustOK(t, st.ack(ctx, "sub", m))
+	}
+	m := r2.next(t, 2*time.Second)
+	if m.GetMsgId().GetTopicOffset() != 3 || time.Since(nackedAt) < 250*time.Millisecond {
+		t.Fatalf("got offset %d after %v, want the nacked 3 after its 300ms delay", m.GetMsgId().GetTopicOffset(), time.Since(nackedAt))
+	}
+	mustOK(t, st.ack(ctx, "sub", m))
+	r2.none(t, 200*time.Millisecond)
+	if u, a, _ := s.Unacked(topic, "sub"); u != 0 || a != 10 {
+		t.Fatalf("unacked %d acked %d, want 0 and 10", u, a)
+	}
+}
+
+// consumerInactive reports whether the consumer's stream is gone.
+func (c *Cluster) consumerInactive(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.brokers {
+		if co := b.consumers[id]; co != nil {
+			return co.stop == nil
+		}
+	}
+	return false
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -47,8 +47,11 @@
 //     not Danube's JSON form, and compatibility is never checked;
 //   - an Exclusive or Failover subscription accepts another consumer name
 //     once the attached consumer's stream has dropped;
-//   - the `enforce` schema validation policy is not applied on SendMessage
-//     (an unknown schema id on a topic with a subject is still refused);
+//   - schema validation policies (none, warn, enforce, payload validation)
+//     are set per topic with the admin RPCs ConfigureTopicSchema and
+//     UpdateTopicValidationPolicy or Server.SetTopicSchemaPolicy; payloads
+//     are checked for json_schema (github.com/santhosh-tekuri/jsonschema, not
+//     Danube's Rust crate), string and number, never for avro or protobuf;
 //   - idle non-reliable subscriptions are never reaped;
 //   - Restart and MoveTopic end open receive streams with Unavailable.
 package danubetest

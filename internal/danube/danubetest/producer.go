@@ -147,8 +147,8 @@ func (p producerSvc) SendMessage(_ context.Context, req *danubepb.StreamMessage)
 	case pr.topic != name:
 		return nil, status.Errorf(codes.PermissionDenied, "Unable to publish the message: Producer %d is not attached to topic %s", pid, name)
 	}
-	if sid := req.SchemaId; sid != nil && t.subject != "" && c.schemaByID[*sid] == nil {
-		return nil, status.Errorf(codes.PermissionDenied, "Unable to publish the message: Schema ID %d not found in registry", *sid)
+	if err := s.checkMessageSchemaLocked(t, req); err != nil {
+		return nil, err
 	}
 	c.storeLocked(t, req)
 	if t.reliable {

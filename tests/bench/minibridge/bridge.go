@@ -14,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/mqttmeta"
 )
 
 type bridge struct {
@@ -211,13 +212,15 @@ func (b *bridge) warn(format string, args ...any) {
 }
 
 // attributes are what the danube output sends by default: the mqtt input's
-// metadata except danube_*, as strings.
+// metadata except danube_*, as strings, under the connector names
+// (attribute_names: connector), plus source=mqtt.
 func attributes(m paho.Message) map[string]string {
 	return map[string]string{
-		"mqtt_topic":      m.Topic(),
-		"mqtt_qos":        strconv.Itoa(int(m.Qos())),
-		"mqtt_retained":   strconv.FormatBool(m.Retained()),
-		"mqtt_duplicate":  strconv.FormatBool(m.Duplicate()),
-		"mqtt_message_id": strconv.Itoa(int(m.MessageID())),
+		mqttmeta.AttrTopic:  m.Topic(),
+		mqttmeta.AttrQoS:    strconv.Itoa(int(m.Qos())),
+		mqttmeta.AttrRetain: strconv.FormatBool(m.Retained()),
+		mqttmeta.AttrDup:    strconv.FormatBool(m.Duplicate()),
+		mqttmeta.MessageID:  strconv.Itoa(int(m.MessageID())),
+		mqttmeta.AttrSource: mqttmeta.AttrSourceVal,
 	}
 }

@@ -6,7 +6,9 @@
 //   - paho with manual acks; PUBACKs go out in arrival order per connection
 //     [MQTT-4.6.0-2], and only after Danube acknowledged the message;
 //   - each message is sent with Producer.Send, routing key = MQTT topic,
-//     attributes = the mqtt_* metadata of the mqtt input as strings;
+//     attributes = what the danube output writes by default: the mqtt
+//     input's metadata as strings under the connector names (mqtt.topic …,
+//     source=mqtt);
 //   - one send in flight per MQTT topic and -inflight in all; when that many
 //     messages are in the bridge, the paho handler (paho's router goroutine)
 //     blocks, so QoS 0 is back-pressured into the broker instead of shed;
