@@ -20,9 +20,8 @@ type publication struct {
 	qos      byte
 	retained bool
 	payload  []byte
-	// attrs is the message's metadata selected for the broker: MQTT 5 user
-	// properties. MQTT 3.1.1 has no headers; transport311 ignores it.
-	attrs map[string]string
+	// An MQTT 5 transport adds the message's metadata here (user
+	// properties); MQTT 3.1.1 has no headers.
 }
 
 // delivery completes when the broker acknowledged a publication (QoS 1:
