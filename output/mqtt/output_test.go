@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -596,4 +597,46 @@ func TestCloseWithUnusedDeadLetterOutput(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close hung on the unused dead_letter output")
 	}
+}
+
+// TestMosquittoWithheldAck: a Mosquitto that stops answering (SIGSTOP, the
+// connection stays open, the PUBLISH waits in its socket) sends no PUBACK: the write is
+// not acknowledged to the pipeline; once the broker runs again, the write
+// of the same message is.
+func TestMosquittoWithheldAck(t *testing.T) {
+	if !harness.MosquittoAvailable() {
+		t.Skip("no mosquitto binary on PATH")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(m.Close)
+	env := service.NewEnvironment()
+	require.NoError(t, Register(env))
+	conf, err := Spec().ParseYAML(fmt.Sprintf("urls: [ %s ]\ntopic: devices/x/commands\nwrite_timeout: 1s\nkeepalive: 60s\n", m.URL()), env)
+	require.NoError(t, err)
+	o, err := newOutput(conf, service.MockResources(), dial311)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = o.Close(context.Background()) })
+	require.NoError(t, o.Connect(ctx))
+	require.NoError(t, o.WriteBatch(ctx, service.MessageBatch{msg("before")}))
+
+	pid := m.PID()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	start := time.Now()
+	err = o.WriteBatch(ctx, service.MessageBatch{msg("held")})
+	require.Error(t, err, "no PUBACK, no ack")
+	assert.Contains(t, err.Error(), "no acknowledgement from the broker within write_timeout")
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	stopped = false
+	require.NoError(t, o.WriteBatch(ctx, service.MessageBatch{msg("held")}), "acknowledged once the broker answers")
 }
