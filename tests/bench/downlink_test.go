@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,6 +263,9 @@ func runBridgeRound(ctx context.Context, t *testing.T, bin, cfg, dir string, mq 
 	}
 	br.Env = []string{"DANUBE_URL=" + srv.URL(), "DANUBE_COMMANDS_TOPIC=" + topic, "DANUBE_SUBSCRIPTION=bench",
 		"MQTT_URL=" + mq.URL(), "MQTT_CLIENT_ID=bench-downlink", "HTTP_ENABLED=false", "DEAD_LETTER_SPOOL_DIR=" + logDir}
+	if *flagDownProf != "" {
+		br.Env = append(br.Env, "HTTP_ENABLED=true", "HTTP_DEBUG_ENDPOINTS=true", "HTTP_ADDRESS="+*flagDownProfAddr)
+	}
 	if err := br.Start(); err != nil {
 		return downResult{}, err
 	}
@@ -292,11 +296,40 @@ func runBridgeRound(ctx context.Context, t *testing.T, bin, cfg, dir string, mq 
 	}
 	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	var prof chan error
+	if *flagDownProf != "" && round == 1 {
+		prof = make(chan error, 1)
+		go func() { prof <- fetchProfile(mctx, "http://"+*flagDownProfAddr+"/debug/pprof/profile?seconds=2", *flagDownProf) }()
+	}
 	res, err := measure(mctx, a, br.PID(), n)
+	if prof != nil {
+		if perr := <-prof; perr != nil {
+			t.Logf("profile: %v", perr)
+		}
+	}
 	if err != nil {
 		return res, fmt.Errorf("%w; bridge log:\n%s", err, harness.TailFile(br.LogPath(), 2000))
 	}
 	return res, nil
+}
+
+// fetchProfile saves a CPU profile of the bridge (its debug endpoints).
+func fetchProfile(ctx context.Context, url, path string) error {
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(path, b, 0o644)
+	}
+	return ctx.Err()
 }
 
 // runRawRound runs rawpub on the same load.
@@ -336,6 +369,11 @@ func runRawRound(ctx context.Context, bin string, mq *harness.Mosquitto, a *arri
 // flagDownNoDelay sets Mosquitto's set_tcp_nodelay: off by default, so the
 // broker's small PUBACKs wait for Nagle's algorithm while the client's
 // delayed ACK holds the previous segment.
+var (
+	flagDownProf     = flag.String("bench.down.prof", "", "downlink benchmark: write a 2 s CPU profile of the bridge in round 1 to this file")
+	flagDownProfAddr = flag.String("bench.down.profaddr", "127.0.0.1:14196", "downlink benchmark: the bridge's HTTP address while profiling")
+)
+
 var flagDownNoDelay = flag.Bool("bench.down.nodelay", false, "downlink benchmark: Mosquitto set_tcp_nodelay true")
 
 func downMosquittoExtra() []string {
