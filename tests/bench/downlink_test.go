@@ -299,7 +299,9 @@ func runBridgeRound(ctx context.Context, t *testing.T, bin, cfg, dir string, mq 
 	var prof chan error
 	if *flagDownProf != "" && round == 1 {
 		prof = make(chan error, 1)
-		go func() { prof <- fetchProfile(mctx, "http://"+*flagDownProfAddr+"/debug/pprof/profile?seconds=2", *flagDownProf) }()
+		go func() {
+			prof <- fetchProfile(mctx, "http://"+*flagDownProfAddr+"/debug/pprof/profile?seconds=2", *flagDownProf)
+		}()
 	}
 	res, err := measure(mctx, a, br.PID(), n)
 	if prof != nil {
