@@ -13,3 +13,13 @@ var MQTTToDanube []byte
 
 // MQTTToDanubePath is the path of MQTTToDanube relative to the repository root.
 const MQTTToDanubePath = "config/mqtt-to-danube.yaml"
+
+// DanubeToMQTT is config/danube-to-mqtt.yaml: device commands from a Danube
+// topic to each device's MQTT command topic (the downlink), with URLs and
+// secrets taken from environment variables.
+//
+//go:embed danube-to-mqtt.yaml
+var DanubeToMQTT []byte
+
+// DanubeToMQTTPath is the path of DanubeToMQTT relative to the repository root.
+const DanubeToMQTTPath = "config/danube-to-mqtt.yaml"

@@ -23,6 +23,7 @@ import (
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
 	_ "github.com/benthos-danube/benthos-danube/output/danube"
+	_ "github.com/benthos-danube/benthos-danube/output/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/processor/connectorpayload"
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
@@ -163,8 +164,8 @@ func (in *input) clientOptions(c *connection) *paho.ClientOptions {
 		SetKeepAlive(cfg.keepalive).
 		SetConnectTimeout(cfg.connectTimeout).
 		SetWriteTimeout(cfg.connectTimeout).
-		SetCustomOpenConnectionFn(openConnection). // a buffered reader under paho
-		SetAutoReconnect(false).                   // we own the reconnect loop (fresh client, backoff, resubscribe)
+		SetCustomOpenConnectionFn(mqttconn.OpenConnection). // a buffered reader under paho
+		SetAutoReconnect(false).                            // we own the reconnect loop (fresh client, backoff, resubscribe)
 		SetConnectRetry(false).
 		SetResumeSubs(false).
 		SetAutoAckDisabled(true). // PUBACK/PUBREC only from the Benthos ack

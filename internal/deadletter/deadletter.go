@@ -1,5 +1,5 @@
 // Package deadletter holds the dead-letter contract shared by the `mqtt`
-// input and the `danube` output: the metadata keys that mark a message as
+// input and the `danube` and `mqtt` outputs: the metadata keys that mark a message as
 // undeliverable and describe why, the reasons, and the local spool where a
 // payload too large for Danube is kept whole.
 //
@@ -33,6 +33,9 @@ const (
 	// Topic is the Danube topic the message was meant for ("" when none
 	// could be formed).
 	Topic = "dead_letter_topic"
+	// MQTTTopic is the MQTT topic a message of the mqtt output was meant
+	// for ("" when none could be formed).
+	MQTTTopic = "dead_letter_mqtt_topic"
 	// Mapping names the input mapping that routed the message: its
 	// mqtt_topic as configured, or "none" when no mapping matched.
 	Mapping = "dead_letter_mapping"
@@ -77,6 +80,10 @@ const (
 	ReasonSchemaInvalid = "schema_invalid"
 	// ReasonRejected: any other permanent refusal by the broker.
 	ReasonRejected = "rejected"
+	// ReasonInvalidMessage: the pipeline produced a message an output
+	// cannot send as it is (its key, QoS, retain flag or routing metadata
+	// cannot be read).
+	ReasonInvalidMessage = "invalid_message"
 )
 
 // MappingNone is the Mapping value of a message that matched no mapping.

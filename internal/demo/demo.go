@@ -141,10 +141,25 @@ func Run(ctx context.Context, opts Options) (err error) {
 		fl.run(fleetCtx, opts.PublishInterval, logger)
 	}()
 
+	// The command round trip (downlink.go).
+	dl, err := startDownlink(mqttURL, dn, spool, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopFleet() // ends dl.run before its producer closes
+		dl.close()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dl.run(fleetCtx, commandEvery, logger)
+	}()
+
 	v := &view{
 		out: opts.Out, clear: opts.ClearScreen, srv: dn, fleet: fl, logs: logs,
 		started: started, mqttURL: mqttURL, danubeURL: dn.URL(), configName: opts.ConfigName,
-		counts: map[string]int{},
+		counts: map[string]int{}, downlink: dl,
 	}
 	tick := time.NewTicker(opts.Refresh)
 	defer tick.Stop()
@@ -160,6 +175,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 				serr = errors.New("the input ended")
 			}
 			return fmt.Errorf("the pipeline stopped: %w", serr)
+		case <-dl.stopped():
+			serr := dl.err
+			if serr == nil {
+				serr = errors.New("the input ended")
+			}
+			return fmt.Errorf("the downlink pipeline stopped: %w", serr)
 		case <-tick.C:
 			v.draw()
 		}
@@ -189,13 +210,17 @@ func startMQTT() (*mochi.Server, string, error) {
 // buildStream builds the pipeline with the demo's brokers substituted for
 // the environment variables of the config.
 func buildStream(yaml []byte, mqttURL, danubeURL, spool string, logger *slog.Logger) (*service.Stream, error) {
-	env := map[string]string{
+	return buildStreamEnv(yaml, map[string]string{
 		"MQTT_URL":              mqttURL,
 		"DANUBE_URL":            danubeURL,
 		"MQTT_CLIENT_ID":        "benthos-danube-demo",
 		"HTTP_ENABLED":          "false",
 		"DEAD_LETTER_SPOOL_DIR": spool,
-	}
+	}, logger)
+}
+
+// buildStreamEnv builds a pipeline with env as its environment variables.
+func buildStreamEnv(yaml []byte, env map[string]string, logger *slog.Logger) (*service.Stream, error) {
 	b := service.NewStreamBuilder()
 	b.SetEnvVarLookupFunc(func(k string) (string, bool) {
 		v, ok := env[k]

@@ -31,6 +31,8 @@ type view struct {
 
 	counts map[string]int // per topic or partition name, at the last draw
 	latest *danubetest.Message
+
+	downlink *downlink // the command round trip, nil when not running
 }
 
 // splitPartition splits "<base>-part-<n>" into base and n; n is -1 for a
@@ -116,6 +118,12 @@ func (v *view) draw() {
 			fmt.Fprintf(&b, " %s=%s", k, m.Attributes[k])
 		}
 		b.WriteString("\n")
+	}
+	if v.downlink != nil {
+		b.WriteString("\n")
+		for _, l := range v.downlink.lines(v.srv) {
+			b.WriteString(l + "\n")
+		}
 	}
 	if recent := v.logs.lines(); len(recent) > 0 {
 		b.WriteString("\nRecent pipeline warnings:\n")

@@ -35,6 +35,7 @@ var Components = []Component{
 	{Kind: "input", Name: "mqtt"},
 	{Kind: "input", Name: "danube"},
 	{Kind: "output", Name: "danube"},
+	{Kind: "output", Name: "mqtt"},
 	{Kind: "processor", Name: "danube_connector_payload"},
 	{Kind: "metrics", Name: "prometheus"},
 }

@@ -24,7 +24,7 @@ const (
 
 // reasonInvalidMessage: the pipeline produced a message the output cannot
 // send (its key or routing metadata cannot be read).
-const reasonInvalidMessage = "invalid_message"
+const reasonInvalidMessage = deadletter.ReasonInvalidMessage
 
 // dlCause says why one message can never be delivered.
 type dlCause struct {

@@ -10,7 +10,7 @@
 // order in which WriteBatch is entered is not the order in which the pipeline
 // emitted the messages. The output therefore appends a batch processor to its
 // batching policy that stamps every message with a counter (metadata
-// danube_output_seq) in Benthos' single batching goroutine (stamp.go). WriteBatch hands
+// danube_output_seq) in Benthos' single batching goroutine (internal/ordering). WriteBatch hands
 // keyed messages to a sequencer that admits them strictly in stamp order into
 // one FIFO queue per (producer, key), each sent one at a time. Messages
 // without a key are sent concurrently. A failed message is retried by Benthos

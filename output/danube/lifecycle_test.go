@@ -45,26 +45,3 @@ producer_idle_timeout: 20ms`, srv.URL()), service.NewEnvironment())
 	require.NoError(t, out.Close(ctx), "Close is idempotent")
 	goleak.VerifyNone(t, ignore)
 }
-
-func TestSequencerOrdersAcrossCalls(t *testing.T) {
-	s := newSequencer()
-	var got []int64
-	done := make(chan struct{}, 10)
-	mk := func(seq int64) *seqItem {
-		return &seqItem{seq: seq, domain: "k", run: func() { got = append(got, seq); done <- struct{}{} }}
-	}
-	// Arrival order 3, 2, 4(skip), 1: admission restores 1, 2, 3.
-	s.submit(mk(3))
-	s.submit(mk(2))
-	s.skip(4)
-	assert.Empty(t, got)
-	s.submit(mk(1))
-	for range 3 {
-		<-done
-	}
-	assert.Equal(t, []int64{1, 2, 3}, got)
-	// A retried (old) stamp is admitted at once.
-	s.submit(mk(2))
-	<-done
-	s.close()
-}

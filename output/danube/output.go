@@ -16,6 +16,7 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/benthoslog"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
+	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
 // Metric names emitted through mgr.Metrics().
@@ -29,6 +30,10 @@ const (
 // the batching stage stamps on every message (see orderedBatchPolicy). It is
 // never sent as an attribute.
 const metaSeq = "danube_output_seq"
+
+// stampProcessorName is the batch processor of the ordering stage, appended
+// to the batching policy (see orderedBatchPolicy).
+const stampProcessorName = "danube_output_order_stamp"
 
 // errClosed is returned by WriteBatch after Close.
 var errClosed = errors.New("danube output is closed")
@@ -62,7 +67,7 @@ type output struct {
 	client   *danube.Client
 
 	cache *producerCache
-	seq   *sequencer
+	seq   *ordering.Sequencer
 
 	// closeCtx is cancelled by Close once in-flight sends were given the
 	// chance to drain; it bounds every send.
@@ -191,51 +196,14 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	o.closeCtx, o.closeCancel = context.WithCancel(context.Background())
 	o.cache = newProducerCache(s.maxProducers, s.producerIdle, o.newProducer, func(n int) { o.mOpen.Set(int64(n)) })
 	o.cache.refusal = func(err error) bool { return causeOf(err, "") != nil }
-	o.seq = newSequencer()
+	o.seq = ordering.NewSequencer()
 	return o, nil
 }
 
-// orderedBatchPolicy returns the user's batching policy with one more batch
-// processor appended: the stamper (stamp.go), numbering metaSeq. Benthos
-// runs batch processors in the output's single batching goroutine, before the
-// max_in_flight writer goroutines race each other, so the stamp is the order
-// in which the pipeline emitted the messages. A no-op policy becomes count 1,
-// which flushes every message immediately, and an upstream batch whole (the
-// batcher adds all of a transaction's messages before it flushes).
+// orderedBatchPolicy returns the user's batching policy with the ordering
+// stage's stamper appended (see internal/ordering), numbering metaSeq.
 func orderedBatchPolicy(env *service.Environment, conf *service.ParsedConfig) (service.BatchPolicy, error) {
-	user, err := conf.FieldBatchPolicy(fieldBatching)
-	if err != nil {
-		return service.BatchPolicy{}, err
-	}
-	raw, err := conf.FieldAny(fieldBatching)
-	if err != nil {
-		return service.BatchPolicy{}, err
-	}
-	m := map[string]any{}
-	if rm, ok := raw.(map[string]any); ok {
-		for k, v := range rm {
-			m[k] = v
-		}
-	}
-	if user.IsNoop() {
-		m["count"] = 1
-	}
-	var procs []any
-	if p, ok := m["processors"].([]any); ok {
-		procs = append(procs, p...)
-	}
-	procs = append(procs, map[string]any{stampProcessorName: map[string]any{}})
-	m["processors"] = procs
-	js, err := json.Marshal(map[string]any{fieldBatching: m})
-	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
-	}
-	spec := service.NewConfigSpec().Field(service.NewBatchPolicyField(fieldBatching))
-	pc, err := spec.ParseYAML(string(js), env)
-	if err != nil {
-		return service.BatchPolicy{}, fmt.Errorf("danube output: field batching: %w", err)
-	}
-	pol, err := pc.FieldBatchPolicy(fieldBatching)
+	pol, err := ordering.BatchPolicy(env, conf, fieldBatching, stampProcessorName, metaSeq)
 	if err != nil {
 		return service.BatchPolicy{}, err
 	}
@@ -351,7 +319,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 		batchErr.Failed(i, err)
 	}
 	var doomed []*pending // never sent: dead-lettered (or failed) right away
-	base := batchStamp(batch)
+	base := ordering.BatchStamp(batch, metaSeq)
 	for i, msg := range batch {
 		var seq int64
 		if base > 0 {
@@ -362,7 +330,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 			// A message that is not sent still occupies its place in
 			// the sequence.
 			if p.seq > 0 {
-				o.seq.skip(p.seq)
+				o.seq.Skip(p.seq)
 			}
 			doomed = append(doomed, p)
 			continue
@@ -385,7 +353,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 			continue
 		}
 		if p.seq > 0 {
-			o.seq.skip(p.seq)
+			o.seq.Skip(p.seq)
 		}
 		if len(items) == 1 {
 			p.err = o.send(sctx, p)
@@ -400,7 +368,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	if len(ordered) > 0 {
 		for _, p := range ordered {
 			p.done = make(chan struct{})
-			o.seq.submit(&seqItem{seq: p.seq, domain: p.key.String() + "\x00" + p.msg.Key, run: func() {
+			o.seq.Submit(&ordering.Item{Seq: p.seq, Domain: p.key.String() + "\x00" + p.msg.Key, Run: func() {
 				p.err = o.send(sctx, p)
 				close(p.done)
 			}})
@@ -575,7 +543,7 @@ func (o *output) Close(ctx context.Context) error {
 	case <-timer.C:
 	}
 	o.closeCancel()
-	o.seq.close()
+	o.seq.Close()
 	<-drained
 
 	o.cache.close()

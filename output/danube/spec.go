@@ -8,6 +8,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/configlint"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
+	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
 // Field names of the danube output.
@@ -250,7 +251,7 @@ output:
 func Register(env *service.Environment) error {
 	// The ordering stage's processor, parsed from the output's batching
 	// policy on env.
-	if err := registerStamper(env); err != nil {
+	if err := ordering.RegisterStamper(env, stampProcessorName, OutputName); err != nil {
 		return err
 	}
 	if err := env.RegisterBatchOutput(OutputName, Spec(),

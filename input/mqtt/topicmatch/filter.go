@@ -280,12 +280,15 @@ func (f *Filter) Covers(g *Filter) bool {
 	return true
 }
 
-// ValidateTopicName checks a concrete topic name as received in PUBLISH: not
-// empty, valid UTF-8, no wildcards and no null character.
+// ValidateTopicName checks a concrete topic name as received in or sent with
+// PUBLISH: not empty, at most 65535 bytes, valid UTF-8, no wildcards and no
+// null character.
 func ValidateTopicName(t string) error {
 	switch {
 	case t == "":
 		return errors.New("topic name must not be empty")
+	case len(t) > maxFilterLen:
+		return fmt.Errorf("topic name is %d bytes long, more than the %d MQTT allows", len(t), maxFilterLen)
 	case !utf8.ValidString(t):
 		return errors.New("topic name is not valid UTF-8")
 	case strings.ContainsAny(t, "+#\x00"):

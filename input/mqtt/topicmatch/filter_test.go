@@ -149,12 +149,12 @@ func TestParseForms(t *testing.T) {
 }
 
 func TestValidateTopicName(t *testing.T) {
-	for _, ok := range []string{"a", "/", "a/b", "$SYS/x"} {
+	for _, ok := range []string{"a", "/", "a/b", "$SYS/x", strings.Repeat("x", 65535)} {
 		if err := ValidateTopicName(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "a/+", "#", "a\x00"} {
+	for _, bad := range []string{"", "a/+", "#", "a\x00", "\xff", strings.Repeat("x", 65536)} {
 		if ValidateTopicName(bad) == nil {
 			t.Errorf("%q: want error", bad)
 		}

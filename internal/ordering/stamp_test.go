@@ -1,4 +1,4 @@
-package danubeout
+package ordering
 
 import (
 	"context"
@@ -7,8 +7,11 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
+// testKey is the stamp key of these tests.
+const testKey = "test_output_seq"
+
 func TestStamperNumbersBatches(t *testing.T) {
-	s := &stamper{key: metaSeq}
+	s := &stamper{key: testKey}
 	for _, tc := range []struct {
 		size int
 		want int64
@@ -21,11 +24,11 @@ func TestStamperNumbersBatches(t *testing.T) {
 		if err != nil || len(out) != 1 || len(out[0]) != tc.size {
 			t.Fatalf("ProcessBatch(%d messages) = %v, %v", tc.size, out, err)
 		}
-		if got := batchStamp(out[0]); got != tc.want {
+		if got := BatchStamp(out[0], testKey); got != tc.want {
 			t.Fatalf("batch of %d: stamp %d, want %d", tc.size, got, tc.want)
 		}
 		for i := 1; i < tc.size; i++ {
-			if _, ok := b[i].MetaGetMut(metaSeq); ok {
+			if _, ok := b[i].MetaGetMut(testKey); ok {
 				t.Fatalf("message %d of a batch carries a stamp; only the first should", i)
 			}
 		}
@@ -49,7 +52,7 @@ func BenchmarkStamp(b *testing.B) {
 		return mb
 	}
 	b.Run("first_message", func(b *testing.B) {
-		s := &stamper{key: metaSeq}
+		s := &stamper{key: testKey}
 		for b.Loop() {
 			b.StopTimer()
 			mb := batch()
@@ -66,7 +69,7 @@ func BenchmarkStamp(b *testing.B) {
 			b.StartTimer()
 			for _, m := range mb {
 				n++
-				m.MetaSetMut(metaSeq, n)
+				m.MetaSetMut(testKey, n)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/msg")

@@ -1,4 +1,16 @@
-package danubeout
+// Package ordering restores pipeline order across the concurrent
+// WriteBatch calls of a Benthos output.
+//
+// Benthos runs max_in_flight writer goroutines that race each other, so the
+// order in which WriteBatch is entered is not the order in which the pipeline
+// emitted the messages. An output that must keep an order appends a stamping
+// batch processor to its batching policy (BatchPolicy, stamp.go): Benthos
+// runs batch processors in the output's single batching goroutine, so the
+// stamp is the pipeline order. WriteBatch then reports every stamped message
+// to a Sequencer, which admits them strictly in stamp order into one FIFO
+// queue per domain (a Danube producer and key, an MQTT connection), each run
+// one at a time. The danube and mqtt outputs use it.
+package ordering
 
 import (
 	"sync"
@@ -11,55 +23,57 @@ import (
 // protects against a stamped batch that never reaches WriteBatch.
 const gapTimeout = 2 * time.Second
 
-// seqItem is one keyed message waiting for its turn.
-type seqItem struct {
-	seq    int64  // pipeline order stamp; 0 = unstamped (admitted at once)
-	domain string // producer + routing key: items of a domain run one at a time
-	run    func()
+// Item is one message waiting for its turn.
+type Item struct {
+	Seq    int64  // pipeline order stamp; 0 = unstamped (admitted at once)
+	Domain string // items of a domain run one at a time, in admission order
+	Run    func()
 }
 
 type domainQueue struct {
-	q []*seqItem
+	q []*Item
 }
 
-// sequencer restores pipeline order across concurrent WriteBatch calls.
+// Sequencer restores pipeline order across concurrent WriteBatch calls.
 //
 // Every stamped message is reported exactly once per WriteBatch call, either
-// with submit (keyed messages) or skip (everything else). Admission happens
+// with Submit (messages to order) or Skip (everything else). Admission happens
 // strictly in stamp order: a message is admitted once every smaller stamp has
 // been reported. Admitted messages join the FIFO queue of their domain, whose
 // worker goroutine runs them one after the other. Domains are independent and
 // run concurrently.
-type sequencer struct {
+type Sequencer struct {
 	mu      sync.Mutex
-	next    int64              // smallest stamp not yet reported
-	arrived map[int64]*seqItem // reported stamps >= next; nil value = skipped
+	next    int64           // smallest stamp not yet reported
+	arrived map[int64]*Item // reported stamps >= next; nil value = skipped
 	domains map[string]*domainQueue
 	gapNext int64
 	timer   *time.Timer
 	closed  bool
 }
 
-func newSequencer() *sequencer {
-	return &sequencer{next: 1, arrived: map[int64]*seqItem{}, domains: map[string]*domainQueue{}}
+// NewSequencer returns a Sequencer expecting stamp 1 first.
+func NewSequencer() *Sequencer {
+	return &Sequencer{next: 1, arrived: map[int64]*Item{}, domains: map[string]*domainQueue{}}
 }
 
-// submit reports a keyed message. Its run func is called exactly once.
-func (s *sequencer) submit(it *seqItem) {
+// Submit reports a message to order. Its Run func is called exactly once,
+// on the domain's goroutine.
+func (s *Sequencer) Submit(it *Item) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, dup := s.arrived[it.seq]; it.seq <= 0 || it.seq < s.next || dup {
+	if _, dup := s.arrived[it.Seq]; it.Seq <= 0 || it.Seq < s.next || dup {
 		// Unstamped, or written again (Benthos retries a batch after
 		// ErrNotConnected with the same stamps): no predecessor to wait for.
 		s.admit(it)
 		return
 	}
-	s.arrived[it.seq] = it
+	s.arrived[it.Seq] = it
 	s.drain()
 }
 
-// skip reports a stamp that needs no ordering (no key, or failed early).
-func (s *sequencer) skip(seq int64) {
+// Skip reports a stamp that needs no ordering (no key, or failed early).
+func (s *Sequencer) Skip(seq int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if seq < s.next {
@@ -77,7 +91,7 @@ func (s *sequencer) skip(seq int64) {
 }
 
 // drain admits everything contiguous from next. Called with mu held.
-func (s *sequencer) drain() {
+func (s *Sequencer) drain() {
 	for {
 		it, ok := s.arrived[s.next]
 		if !ok {
@@ -95,7 +109,7 @@ func (s *sequencer) drain() {
 }
 
 // armGapTimer (re)starts the gap timer for the current gap. Called with mu held.
-func (s *sequencer) armGapTimer() {
+func (s *Sequencer) armGapTimer() {
 	s.gapNext = s.next
 	if s.timer != nil {
 		s.timer.Stop()
@@ -105,7 +119,7 @@ func (s *sequencer) armGapTimer() {
 }
 
 // gapExpired skips a gap that persisted for gapTimeout.
-func (s *sequencer) gapExpired(gap int64) {
+func (s *Sequencer) gapExpired(gap int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.timer = nil
@@ -126,18 +140,18 @@ func (s *sequencer) gapExpired(gap int64) {
 
 // admit appends it to its domain queue, starting the domain worker if idle.
 // Called with mu held.
-func (s *sequencer) admit(it *seqItem) {
-	d, ok := s.domains[it.domain]
+func (s *Sequencer) admit(it *Item) {
+	d, ok := s.domains[it.Domain]
 	if ok {
 		d.q = append(d.q, it)
 		return
 	}
-	d = &domainQueue{q: []*seqItem{it}}
-	s.domains[it.domain] = d
-	go s.runDomain(it.domain, d)
+	d = &domainQueue{q: []*Item{it}}
+	s.domains[it.Domain] = d
+	go s.runDomain(it.Domain, d)
 }
 
-func (s *sequencer) runDomain(name string, d *domainQueue) {
+func (s *Sequencer) runDomain(name string, d *domainQueue) {
 	for {
 		s.mu.Lock()
 		if len(d.q) == 0 {
@@ -149,13 +163,13 @@ func (s *sequencer) runDomain(name string, d *domainQueue) {
 		d.q[0] = nil
 		d.q = d.q[1:]
 		s.mu.Unlock()
-		it.run()
+		it.Run()
 	}
 }
 
-// close stops the gap timer and admits every waiting item so that their
+// Close stops the gap timer and admits every waiting item so that their
 // WriteBatch calls return (their contexts are cancelled by then).
-func (s *sequencer) close() {
+func (s *Sequencer) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
