@@ -18,8 +18,8 @@ import (
 
 // Dead-letter metrics.
 const (
-	MetricDeadLettered      = "danube_output_dead_lettered"
-	MetricDeadLetterFailure = "danube_output_dead_letter_failures"
+	metricDeadLettered      = "danube_output_dead_lettered"
+	metricDeadLetterFailure = "danube_output_dead_letter_failures"
 )
 
 // reasonInvalidMessage: the pipeline produced a message the output cannot
@@ -72,8 +72,8 @@ func parseDeadLetters(conf *service.ParsedConfig, mgr *service.Resources) (*dead
 	}
 	dl.spool = deadletter.NewSpool(dir)
 	m := mgr.Metrics()
-	dl.mCount = m.NewCounter(MetricDeadLettered, "reason", "mapping")
-	dl.mFailed = m.NewCounter(MetricDeadLetterFailure)
+	dl.mCount = m.NewCounter(metricDeadLettered, "reason", "mapping")
+	dl.mFailed = m.NewCounter(metricDeadLetterFailure)
 	dl.mFailed.Incr(0)
 	return dl, nil
 }

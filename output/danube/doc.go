@@ -4,6 +4,16 @@
 // Importing the package registers the output on Benthos' global environment;
 // Register does the same on an isolated environment (tests).
 //
+// Files: output.go (the output, its wiring, Connect, Close and the producers
+// it creates), config.go (the ParsedConfig read into an output at start-up,
+// the batching policy with the ordering stage), check.go (the checks lint and
+// start-up share), spec.go (the spec, field names, registration), write.go
+// (WriteBatch: prepare, send, settle the outcomes), producers.go (the
+// producer cache), attributes.go (metadata as Danube attributes), meta.go
+// (typed values read from metadata), schemas.go (schema bindings and registry
+// subjects), deadletter.go (dead letters), hints.go (what to do about an
+// error) and redact.go (the url as logs show it).
+//
 // # Ordering
 //
 // Benthos runs max_in_flight writer goroutines that race each other, so the
