@@ -15,7 +15,7 @@ import (
 // One set of checks serves both `lint` and start-up: readSettings copies the
 // fields that need checking out of a *service.ParsedConfig into plain values,
 // settings.check validates them, one line per error naming the field. The
-// constructor (newOutput) runs them on the config Benthos hands it; the
+// constructor (newOutput, config.go) runs them on the config Benthos hands it; the
 // spec's lint rule runs them through the Bloblang function lintFuncName on
 // the output's config object parsed with the same spec (see
 // internal/configlint). tls, batching and dead_letter.output are checked at

@@ -88,8 +88,8 @@ func parseDeadLetters(conf *service.ParsedConfig, mgr *service.Resources) (*dead
 		}
 	}
 	m := mgr.Metrics()
-	dl.mCount = m.NewCounter(MetricDeadLettered, "reason")
-	dl.mFailed = m.NewCounter(MetricDeadLetterFailure)
+	dl.mCount = m.NewCounter(metricDeadLettered, "reason")
+	dl.mFailed = m.NewCounter(metricDeadLetterFailure)
 	dl.mFailed.Incr(0)
 	return dl, nil
 }

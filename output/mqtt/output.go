@@ -6,6 +6,15 @@
 //
 // Importing the package registers the output as `mqtt` in Benthos' global
 // environment; Register adds it to another environment.
+//
+// Files: output.go (the output, its wiring, Connect and Close), config.go
+// (the ParsedConfig read into an output at start-up), check.go (the checks
+// lint and start-up share), spec.go (the spec, field names, registration),
+// write.go (WriteBatch: prepare, hand off, await, settle the outcomes),
+// suspects.go (messages suspected of closing the connection, published
+// alone), loop.go (the loop guard), deadletter.go (dead letters),
+// transport.go (the connection seam) and transport311.go (MQTT 3.1.1 on
+// paho.mqtt.golang).
 package mqttout
 
 import (
@@ -25,18 +34,11 @@ import (
 
 // Metric names.
 const (
-	MetricLoopSkipped       = "mqtt_output_loop_skipped"
-	MetricDeadLettered      = "mqtt_output_dead_lettered"
-	MetricDeadLetterFailure = "mqtt_output_dead_letter_failures"
-	MetricAckTimeouts       = "mqtt_output_ack_timeouts"
-	MetricReconnects        = "mqtt_output_reconnects"
-)
-
-// metaSeq is the metadata key of the ordering stage's stamp, and
-// stampProcessorName its processor (see internal/ordering).
-const (
-	metaSeq            = "mqtt_output_seq"
-	stampProcessorName = "mqtt_output_order_stamp"
+	metricLoopSkipped       = "mqtt_output_loop_skipped"
+	metricDeadLettered      = "mqtt_output_dead_lettered"
+	metricDeadLetterFailure = "mqtt_output_dead_letter_failures"
+	metricAckTimeouts       = "mqtt_output_ack_timeouts"
+	metricReconnects        = "mqtt_output_reconnects"
 )
 
 // Reconnect back-off bounds, and the graceful DISCONNECT on Close.
@@ -101,66 +103,12 @@ func newFromConfig(env *service.Environment, conf *service.ParsedConfig, mgr *se
 	return o, pol, mif, nil
 }
 
-// newOutput is the start-up validation (settings.check, which lint runs
-// too, then what only start-up does) and builds the output.
-func newOutput(conf *service.ParsedConfig, mgr *service.Resources, dial dialFunc) (*output, error) {
-	s, err := readSettings(conf)
-	if err != nil {
-		return nil, err
-	}
-	chk, errs := s.check()
-	if len(errs) > 0 {
-		return nil, errs[0]
-	}
-	o := &output{
-		dial:         dial,
-		writeTimeout: s.writeTimeout,
-		log:          mgr.Logger(),
-		seq:          ordering.NewSequencer(),
-		sus:          newSuspects(),
-		conn: connConfig{
-			urls:           chk.urls,
-			keepalive:      s.keepalive,
-			connectTimeout: s.connectTimeout,
-			writeTimeout:   s.writeTimeout,
-		},
-	}
-	wrap := func(field string, err error) error { return fmt.Errorf("mqtt output: field %s: %w", field, err) }
-	if o.conn.clientID, err = conf.FieldString(fieldClientID); err != nil {
-		return nil, wrap(fieldClientID, err)
-	}
-	if o.conn.user, err = conf.FieldString(fieldUser); err != nil {
-		return nil, wrap(fieldUser, err)
-	}
-	if o.conn.password, err = conf.FieldString(fieldPassword); err != nil {
-		return nil, wrap(fieldPassword, err)
-	}
-	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
-	if err != nil {
-		return nil, wrap(fieldTLS, err)
-	}
-	if tlsOn {
-		o.conn.tls = tlsConf
-	}
-	if o.topic, err = conf.FieldInterpolatedString(fieldTopic); err != nil {
-		return nil, wrap(fieldTopic, err)
-	}
-	if o.qos, err = conf.FieldInterpolatedString(fieldQoS); err != nil {
-		return nil, wrap(fieldQoS, err)
-	}
-	if o.retained, err = conf.FieldInterpolatedString(fieldRetained); err != nil {
-		return nil, wrap(fieldRetained, err)
-	}
-	if o.skipOrigin, err = conf.FieldBool(fieldSkipOrigin); err != nil {
-		return nil, wrap(fieldSkipOrigin, err)
-	}
-	if o.dl, err = parseDeadLetters(conf, mgr); err != nil {
-		return nil, err
-	}
-	m := mgr.Metrics()
-	o.mSkipped = m.NewCounter(MetricLoopSkipped)
-	o.mTimeouts = m.NewCounter(MetricAckTimeouts)
-	o.mReconnects = m.NewCounter(MetricReconnects)
+// wire creates the output's metrics, exposed at 0 from the start, and the
+// rate-limited "connection lost" warning of its transports.
+func (o *output) wire(m *service.Metrics) {
+	o.mSkipped = m.NewCounter(metricLoopSkipped)
+	o.mTimeouts = m.NewCounter(metricAckTimeouts)
+	o.mReconnects = m.NewCounter(metricReconnects)
 	for _, c := range []*service.MetricCounter{o.mSkipped, o.mTimeouts, o.mReconnects} {
 		c.Incr(0)
 	}
@@ -170,7 +118,6 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources, dial dialFunc
 			o.log.Warnf("MQTT connection lost: %v", redact.Error(err))
 		}
 	}
-	return o, nil
 }
 
 // Connect connects a fresh transport unless the current one is alive. It
@@ -217,308 +164,6 @@ func (o *output) backoff() time.Duration {
 	d = min(d, backoffMax)
 	// ±20 % jitter so a fleet does not reconnect in lockstep.
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-// pending is one message of a WriteBatch call.
-type pending struct {
-	idx  int
-	seq  int64
-	pub  publication
-	dl   *dlCause // can never be published: dead-letter it
-	skip bool     // loop guard: acknowledged without publishing
-	del  delivery
-	err  error
-	done chan struct{} // closed once the publication was handed to the connection
-	key  string        // suspectKey, when suspects exist or it failed with its connection
-	// isolated: a suspect, published alone; its outcome is known when done
-	// is closed.
-	isolated bool
-	awaited  bool // counted in live.inflight until its outcome is known
-}
-
-// WriteBatch publishes every message of the batch, in stamp order across
-// concurrent calls, and returns once the broker acknowledged all of them or
-// some failed.
-func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
-	o.closeMu.RLock()
-	if o.closed {
-		o.closeMu.RUnlock()
-		return errClosed
-	}
-	o.inflight.Add(1)
-	o.closeMu.RUnlock()
-	defer o.inflight.Done()
-
-	lc := o.cur.Load()
-	if lc == nil {
-		return service.ErrNotConnected
-	}
-	t := lc.t
-	select {
-	case <-t.lost():
-		return service.ErrNotConnected
-	default:
-	}
-
-	topicEx := batch.InterpolationExecutor(o.topic)
-	qosEx := batch.InterpolationExecutor(o.qos)
-	retEx := batch.InterpolationExecutor(o.retained)
-	items := make([]*pending, len(batch))
-	var toSend []*pending
-	base := ordering.BatchStamp(batch, metaSeq)
-	for i, msg := range batch {
-		p := o.prepare(i, msg, topicEx, qosEx, retEx)
-		if base > 0 {
-			p.seq = base + int64(i)
-		}
-		items[i] = p
-		if p.dl != nil || p.skip {
-			// A message that is not published still occupies its place
-			// in the sequence.
-			if p.seq > 0 {
-				o.seq.Skip(p.seq)
-			}
-			continue
-		}
-		toSend = append(toSend, p)
-	}
-
-	// Hand the publications to the connection in stamp order (one domain:
-	// the connection writes them in call order), then wait for their
-	// acknowledgements, all under one deadline.
-	for _, p := range toSend {
-		p.done = make(chan struct{})
-		o.seq.Submit(&ordering.Item{Seq: p.seq, Run: func() {
-			if p.isolated {
-				o.publishAlone(ctx, lc, p)
-			} else {
-				lc.inflight.Add(1)
-				p.awaited = true
-				p.del = t.publish(p.pub)
-			}
-			close(p.done)
-		}})
-	}
-	timer := time.NewTimer(o.writeTimeout)
-	defer timer.Stop()
-	timedOut := false
-	for _, p := range toSend {
-		<-p.done
-		if p.isolated {
-			continue // publishAlone set err
-		}
-		switch {
-		case timedOut:
-			p.err = o.timeoutErr(p)
-		default:
-			select {
-			case <-p.del.Done():
-				p.err = p.del.Error()
-			case <-t.lost():
-				select {
-				case <-p.del.Done():
-					p.err = p.del.Error()
-				default:
-					p.err = errConnLost
-				}
-			case <-ctx.Done():
-				p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
-			case <-timer.C:
-				timedOut = true
-				p.err = o.timeoutErr(p)
-			}
-		}
-		if p.awaited {
-			lc.inflight.Add(-1)
-		}
-	}
-
-	var batchErr *service.BatchError
-	var firstErr error
-	fail := func(i int, err error) {
-		if batchErr == nil {
-			batchErr, firstErr = service.NewBatchError(batch, err), err
-		}
-		batchErr.Failed(i, err)
-	}
-	connErrs := 0
-	for _, p := range toSend {
-		if p.err == nil {
-			if p.key != "" {
-				o.sus.clear(p.key)
-			}
-			continue
-		}
-		var ref *refusedError
-		if errors.As(p.err, &ref) {
-			p.dl = &dlCause{reason: refusalReason(ref), err: p.err.Error(), topic: p.pub.topic}
-			continue
-		}
-		if isConnErr(p.err) {
-			connErrs++
-			// In flight when the connection was lost: a suspect, next
-			// published alone (see suspects.go).
-			if p.key == "" {
-				p.key = suspectKey(p.pub)
-			}
-			o.sus.add(p.key)
-		}
-		fail(p.idx, fmt.Errorf("publishing to %q: %w", p.pub.topic, p.err))
-	}
-	if connErrs > 0 {
-		select {
-		case <-t.lost():
-		default:
-			// paho says not connected but has not called the lost
-			// handler (yet): replace the connection anyway.
-			t.close(0)
-		}
-	}
-	for _, p := range items {
-		if p.dl == nil {
-			continue
-		}
-		if err := o.dl.write(ctx, batch[p.idx], p.pub.payload, p.dl); err != nil {
-			fail(p.idx, err)
-		} else if p.key != "" {
-			o.sus.clear(p.key)
-		}
-	}
-	if batchErr == nil {
-		return nil
-	}
-	if connErrs > 0 && connErrs == len(batch) {
-		// Nothing got through and the connection is gone: let Benthos
-		// reconnect (with back-off) and write the batch again.
-		return service.ErrNotConnected
-	}
-	if len(batch) == 1 {
-		return firstErr
-	}
-	return batchErr
-}
-
-// publishAlone publishes a suspect once nothing else is in flight on the
-// connection and waits for its outcome, so that nothing after it is
-// published meanwhile (it runs on the sequencer's goroutine). A connection
-// lost while it was alone is a strike (suspects.go).
-func (o *output) publishAlone(ctx context.Context, lc *live, p *pending) {
-	t := lc.t
-	deadline := time.NewTimer(o.writeTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(idlePoll)
-	defer tick.Stop()
-	for lc.inflight.Load() > 0 {
-		select {
-		case <-t.lost():
-			p.err = errConnLost // not alone yet: no strike
-			return
-		case <-ctx.Done():
-			p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
-			return
-		case <-deadline.C:
-			p.err = o.timeoutErr(p)
-			return
-		case <-tick.C:
-		}
-	}
-	select {
-	case <-t.lost():
-		p.err = errNotSent // lost before its turn: no strike
-		return
-	default:
-	}
-	del := t.publish(p.pub)
-	// A strike: the connection was lost after this message, alone, was
-	// written (not when it was never sent).
-	struck := func() bool { return isConnErr(p.err) && !errors.Is(p.err, errNotSent) }
-	select {
-	case <-del.Done():
-		p.err = del.Error()
-		if struck() {
-			o.sus.strike(p.key)
-		}
-	case <-t.lost():
-		select {
-		case <-del.Done():
-			p.err = del.Error()
-		default:
-			p.err = errConnLost
-		}
-		if struck() {
-			o.sus.strike(p.key)
-		}
-	case <-ctx.Done():
-		p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
-	case <-deadline.C:
-		p.err = o.timeoutErr(p)
-	}
-}
-
-func (o *output) timeoutErr(p *pending) error {
-	o.mTimeouts.Incr(1)
-	return fmt.Errorf("no acknowledgement from the broker within write_timeout (%v) for a QoS %d message to %q; it is retried", o.writeTimeout, p.pub.qos, p.pub.topic)
-}
-
-// isConnErr reports whether err says the connection is gone (transports
-// wrap errConnLost).
-func isConnErr(err error) bool { return errors.Is(err, errConnLost) }
-
-// prepare resolves topic, QoS and retain of one message. A message that can
-// never be published comes back with its dead-letter cause set, one the
-// loop guard stops with skip set.
-func (o *output) prepare(i int, msg *service.Message, topicEx, qosEx, retEx *service.MessageBatchInterpolationExecutor) *pending {
-	p := &pending{idx: i}
-	if o.skipOrigin && fromMQTT(msg) {
-		p.skip = true
-		o.mSkipped.Incr(1)
-		return p
-	}
-	topic, terr := topicEx.TryString(i)
-	p.pub.topic = topic
-	if c := causeFromMeta(msg, topic); c != nil {
-		p.dl = c
-		return p
-	}
-	doom := func(reason string, err error) *pending {
-		p.dl = &dlCause{reason: reason, err: err.Error(), topic: p.pub.topic}
-		return p
-	}
-	if terr != nil {
-		p.pub.topic = ""
-		return doom(reasonInvalidTopic, fmt.Errorf("field %s: %w", fieldTopic, terr))
-	}
-	if err := validTopic(topic); err != nil {
-		p.pub.topic = ""
-		return doom(reasonInvalidTopic, fmt.Errorf("field %s resolved to %q: %w", fieldTopic, topic, err))
-	}
-	qs, err := qosEx.TryString(i)
-	if err != nil {
-		return doom(reasonInvalidMessage, fmt.Errorf("field %s: %w", fieldQoS, err))
-	}
-	if p.pub.qos, err = parseQoS(qs); err != nil {
-		return doom(reasonInvalidMessage, fmt.Errorf("field %s: %w", fieldQoS, err))
-	}
-	rs, err := retEx.TryString(i)
-	if err != nil {
-		return doom(reasonInvalidMessage, fmt.Errorf("field %s: %w", fieldRetained, err))
-	}
-	if p.pub.retained, err = parseRetained(rs); err != nil {
-		return doom(reasonInvalidMessage, fmt.Errorf("field %s: %w", fieldRetained, err))
-	}
-	if p.pub.payload, err = msg.AsBytes(); err != nil {
-		return doom(reasonInvalidMessage, fmt.Errorf("reading the payload: %w", err))
-	}
-	if o.sus.any() {
-		p.key = suspectKey(p.pub)
-		if n, ok := o.sus.strikes(p.key); ok {
-			if n >= isolatedStrikes {
-				return doom(reasonRefused, fmt.Errorf("the MQTT broker closed the connection %d times when this message (%d bytes, QoS %d) was published alone: it refuses it (an ACL that disconnects, a packet over the broker's maximum size)", n, len(p.pub.payload), p.pub.qos))
-			}
-			p.isolated = true
-		}
-	}
-	return p
 }
 
 // Close waits for the writes in flight (bounded by ctx and write_timeout),

@@ -1,6 +1,9 @@
 package mqttout
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,4 +109,61 @@ func (s *suspects) clear(key string) {
 	}
 	delete(s.m, key)
 	s.n.Store(int64(len(s.m)))
+}
+
+// publishAlone publishes a suspect once nothing else is in flight on the
+// connection and waits for its outcome, so that nothing after it is
+// published meanwhile (it runs on the sequencer's goroutine). A connection
+// lost while it was alone is a strike (suspects.go).
+func (o *output) publishAlone(ctx context.Context, lc *live, p *pending) {
+	t := lc.t
+	deadline := time.NewTimer(o.writeTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(idlePoll)
+	defer tick.Stop()
+	for lc.inflight.Load() > 0 {
+		select {
+		case <-t.lost():
+			p.err = errConnLost // not alone yet: no strike
+			return
+		case <-ctx.Done():
+			p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
+			return
+		case <-deadline.C:
+			p.err = o.timeoutErr(p)
+			return
+		case <-tick.C:
+		}
+	}
+	select {
+	case <-t.lost():
+		p.err = errNotSent // lost before its turn: no strike
+		return
+	default:
+	}
+	del := t.publish(p.pub)
+	// A strike: the connection was lost after this message, alone, was
+	// written (not when it was never sent).
+	struck := func() bool { return isConnErr(p.err) && !errors.Is(p.err, errNotSent) }
+	select {
+	case <-del.Done():
+		p.err = del.Error()
+		if struck() {
+			o.sus.strike(p.key)
+		}
+	case <-t.lost():
+		select {
+		case <-del.Done():
+			p.err = del.Error()
+		default:
+			p.err = errConnLost
+		}
+		if struck() {
+			o.sus.strike(p.key)
+		}
+	case <-ctx.Done():
+		p.err = fmt.Errorf("publishing to %q: %w", p.pub.topic, ctx.Err())
+	case <-deadline.C:
+		p.err = o.timeoutErr(p)
+	}
 }
