@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/net/proxy"
@@ -18,11 +20,25 @@ import (
 // PUBLISH packets costs one read per buffer.
 const readBufferSize = 64 << 10
 
+// dialOptions is what dialing a broker needs, for both transports.
+type dialOptions struct {
+	timeout   time.Duration
+	tls       *tls.Config
+	dialer    *net.Dialer // nil: a dialer with timeout
+	headers   http.Header // WebSocket handshake headers
+	websocket *paho.WebsocketOptions
+}
+
 // openConnection is paho's CustomOpenConnectionFn: it dials the broker as
 // paho's own dialer does for each scheme (the proxy from the environment
 // for tcp, ssl and their aliases; WebSockets through paho; unix sockets) and
 // puts a buffered reader under the connection.
 func openConnection(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	return openBuffered(uri, dialOptions{timeout: o.ConnectTimeout, tls: o.TLSConfig, dialer: o.Dialer, headers: o.HTTPHeaders, websocket: o.WebsocketOptions})
+}
+
+// openBuffered dials uri and puts a buffered reader under the connection.
+func openBuffered(uri *url.URL, o dialOptions) (net.Conn, error) {
 	conn, err := dialBroker(uri, o)
 	if err != nil {
 		return nil, err
@@ -30,10 +46,10 @@ func openConnection(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize)}, nil
 }
 
-func dialBroker(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
-	dialer := o.Dialer
+func dialBroker(uri *url.URL, o dialOptions) (net.Conn, error) {
+	dialer := o.dialer
 	if dialer == nil {
-		dialer = &net.Dialer{Timeout: o.ConnectTimeout}
+		dialer = &net.Dialer{Timeout: o.timeout}
 	}
 	switch uri.Scheme {
 	case "ws", "wss":
@@ -41,9 +57,9 @@ func dialBroker(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 		u.User = nil // the WebSocket dialer refuses URLs with credentials
 		var tlsc *tls.Config
 		if uri.Scheme == "wss" {
-			tlsc = o.TLSConfig
+			tlsc = o.tls
 		}
-		return paho.NewWebsocket(u.String(), tlsc, o.ConnectTimeout, o.HTTPHeaders, o.WebsocketOptions)
+		return paho.NewWebsocket(u.String(), tlsc, o.timeout, o.headers, o.websocket)
 	case "tcp", "mqtt":
 		return proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
 	case "unix":
@@ -54,13 +70,13 @@ func dialBroker(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 		return dialer.Dial("unix", path)
 	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
 		if os.Getenv("all_proxy") == "" {
-			return tls.DialWithDialer(dialer, "tcp", uri.Host, o.TLSConfig)
+			return tls.DialWithDialer(dialer, "tcp", uri.Host, o.tls)
 		}
 		raw, err := proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
 		if err != nil {
 			return nil, err
 		}
-		cfg := o.TLSConfig
+		cfg := o.tls
 		if cfg == nil {
 			cfg = &tls.Config{}
 		}

@@ -139,7 +139,7 @@ func TestOpenConnectionBuffersReads(t *testing.T) {
 			t.Fatalf("read %q, %v", b, err)
 		}
 	}
-	if _, err := dialBroker(&url.URL{Scheme: "ftp", Host: "x:1"}, *pahoOptions()); err == nil {
+	if _, err := dialBroker(&url.URL{Scheme: "ftp", Host: "x:1"}, dialOptions{timeout: 5 * time.Second}); err == nil {
 		t.Fatal("an unknown scheme dialled")
 	}
 }

@@ -33,6 +33,9 @@ const (
 	fieldMapReliable    = "reliable_dispatch"
 
 	fieldRetainedOnResume = "retained_on_resume"
+
+	fieldProtocol      = "protocol_version"
+	fieldSessionExpiry = "session_expiry"
 )
 
 // Spec returns the configuration spec of the mqtt input.
@@ -46,6 +49,12 @@ func Spec() *service.ConfigSpec {
 		Summary("Subscribes to an MQTT 3.1.1 broker, routes each message to a Danube topic through `topic_mappings`, and acknowledges it to the broker (PUBACK/PUBREC) only after the pipeline's output has confirmed it.").
 		Description(specDescription).
 		Fields(
+			service.NewStringAnnotatedEnumField(fieldProtocol, map[string]string{
+				protocol311: "MQTT 3.1.1 on Eclipse Paho (paho.mqtt.golang).",
+				protocol5:   "MQTT 5 on Eclipse Paho's paho.golang: PUBLISH properties become metadata (content type, response topic, correlation data, user properties, …), the session expiry interval replaces `clean_session`, Receive Maximum is `max_unacked`, and a resumed session does not get retained messages again (Retain Handling 1).",
+			}).
+				Description("MQTT protocol version spoken to the broker. Both run the same data path: acknowledgements only after the output confirmed, in arrival order, persistent sessions, back-pressure, natural batches, dead-letter marking.").
+				Default(protocol311),
 			service.NewURLListField(fieldURLs).
 				Description("Broker URLs to connect to, tried in order. Schemes: `tcp://` (or `mqtt://`), `ssl://` (or `tls://`, `mqtts://`), `ws://`, `wss://`, `unix://`. A port is required (1883 is the usual plain port, 8883 the TLS one) except with `ws://` and `wss://`, which default to 80 and 443. Items containing commas are split. `lint` and start-up reject a URL the client could not dial.").
 				Example([]string{"tcp://localhost:1883"}),
@@ -79,6 +88,11 @@ func Spec() *service.ConfigSpec {
 			service.NewBoolField(fieldCleanSession).
 				Description("Start a clean session on every connect. Set to `false` (with a stable `client_id`) so the broker keeps the subscriptions and queues QoS 1/2 messages while the bridge is down; they arrive after it restarts. Subscriptions are re-sent on every connect whatever this says.").
 				Default(true),
+			service.NewStringField(fieldSessionExpiry).
+				Description("MQTT 5 only: the session expiry interval sent with `clean_session: false`, how long the broker keeps the session (subscriptions and queued QoS 1/2 messages) after the bridge disconnected. `never` (the default, 0xFFFFFFFF) keeps it as an MQTT 3.1.1 persistent session is kept, until the broker's own policy removes it; or a duration from `1s`, rounded down to whole seconds. With `clean_session: true` the input sends Clean Start and a session expiry of 0: the session ends with the connection, as a 3.1.1 clean session.").
+				Default(sessionNever).
+				Examples("never", "24h", "168h").
+				Advanced(),
 			service.NewObjectField(fieldWill,
 				service.NewBoolField("enabled").Description("Register a last-will message.").Default(false),
 				service.NewIntField("qos").Description("QoS of the will message (0, 1 or 2).").Default(0),

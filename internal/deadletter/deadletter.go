@@ -71,6 +71,9 @@ const (
 	ReasonSchemaRejected = "schema_rejected"
 	// ReasonRejected: any other permanent refusal by the broker.
 	ReasonRejected = "rejected"
+	// ReasonExpired: an MQTT 5 message whose Message Expiry Interval ran
+	// out while it waited in the bridge (for the pipeline or in retry).
+	ReasonExpired = "expired"
 )
 
 // MappingNone is the Mapping value of a message that matched no mapping.
