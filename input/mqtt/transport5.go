@@ -64,10 +64,12 @@ func (h heldAcks) release(id uint16, qos byte) error {
 
 // session5 is one MQTT 5 connection.
 type session5 struct {
-	client  *paho5.Client
-	acks    heldAcks
-	timeout time.Duration
-	closing atomic.Bool // set by disconnect: later errors are ours, not news
+	client   *paho5.Client
+	conn     *connection
+	acks     heldAcks
+	timeout  time.Duration
+	closing  atomic.Bool // set by disconnect: later errors are ours, not news
+	reported atomic.Bool // why the connection ended was logged
 	// retainHandling of every subscription: 1 (retained messages only for
 	// a subscription the session did not have) with a persistent session
 	// and retained_on_resume: skip, so a resumed session gets no replays;
@@ -152,7 +154,7 @@ func (in *input) dial5(ctx context.Context, c *connection) (session, bool, error
 func (in *input) handshake5(ctx context.Context, c *connection, conn net.Conn, u *url.URL) (*session5, bool, error) {
 	cfg := in.cfg
 	st := state.NewInMemory()
-	s := &session5{acks: heldAcks{st}, timeout: cfg.connectTimeout}
+	s := &session5{acks: heldAcks{st}, timeout: cfg.connectTimeout, conn: c}
 	if !cfg.cleanSession && cfg.retainedOnResume == retainedSkip {
 		s.retainHandling = 1
 	}
@@ -225,6 +227,9 @@ func (in *input) handshake5(ctx context.Context, c *connection, conn net.Conn, u
 	go func() {
 		// Owned by the client: ends when the connection does.
 		<-cli.Done()
+		if !s.closing.Load() {
+			in.lost.Add(1)
+		}
 		c.markLost()
 		_ = st.Close()
 	}()
@@ -233,13 +238,11 @@ func (in *input) handshake5(ctx context.Context, c *connection, conn net.Conn, u
 
 // lose5 logs why an MQTT 5 connection ended, once, and marks it lost.
 func (in *input) lose5(s *session5, c *connection, format string, args ...any) {
-	if s.closing.Load() || c.isLost() {
-		c.markLost()
+	defer c.markLost()
+	if s.closing.Load() || !s.reported.CompareAndSwap(false, true) {
 		return
 	}
 	in.log.Warnf(format, args...)
-	in.lost.Add(1)
-	c.markLost()
 }
 
 // connackError explains a refused MQTT 5 connection.
@@ -304,7 +307,9 @@ func (s *session5) subscribe(ctx context.Context, subs []subscription) ([]subRes
 }
 
 func (s *session5) disconnect(bool) {
-	s.closing.Store(true)
+	if !s.conn.isLost() {
+		s.closing.Store(true) // what follows is our doing
+	}
 	_ = s.client.Disconnect(&paho5.Disconnect{ReasonCode: 0})
 }
 

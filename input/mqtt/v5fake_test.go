@@ -70,16 +70,25 @@ func acceptAndSubscribe(conn net.Conn) bool {
 	if _, err := (&packets.Connack{Properties: &packets.Properties{}}).WriteTo(conn); err != nil {
 		return false
 	}
-	p, err := packets.ReadPacket(conn)
-	if err != nil || p.Type != packets.SUBSCRIBE {
-		return false
+	var p *packets.ControlPacket
+	for { // paho.golang pings at once
+		var err error
+		if p, err = packets.ReadPacket(conn); err != nil {
+			return false
+		}
+		if p.Type == packets.SUBSCRIBE {
+			break
+		}
+		if p.Type == packets.PINGREQ {
+			_, _ = packets.NewControlPacket(packets.PINGRESP).WriteTo(conn)
+		}
 	}
 	sub := p.Content.(*packets.Subscribe)
 	sa := &packets.Suback{PacketID: sub.PacketID, Properties: &packets.Properties{}}
 	for range sub.Subscriptions {
 		sa.Reasons = append(sa.Reasons, 1)
 	}
-	_, err = sa.WriteTo(conn)
+	_, err := sa.WriteTo(conn)
 	return err == nil
 }
 
@@ -89,6 +98,9 @@ func (s *fakeServer) readAcks(conn net.Conn) {
 		p, err := packets.ReadPacket(conn)
 		if err != nil {
 			return
+		}
+		if p.Type == packets.PINGREQ {
+			_, _ = packets.NewControlPacket(packets.PINGRESP).WriteTo(conn)
 		}
 		if p.Type == packets.PUBACK {
 			s.mu.Lock()
@@ -227,6 +239,10 @@ func TestV5MalformedAndBadAliasReconnect(t *testing.T) {
 		t.Fatalf("PUBACKs %s, want [9]: only the delivered message is acknowledged", acks)
 	}
 	for _, want := range []string{"invalid Prop type 127", "topic alias 7 without a topic"} {
+		// The client reports a read error from its own goroutine.
+		for until := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want) && time.Now().Before(until); {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("no log line with %q in:\n%s", want, logs.String())
 		}
