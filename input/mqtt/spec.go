@@ -46,7 +46,7 @@ func Spec() *service.ConfigSpec {
 		Beta().
 		Categories("Services").
 		Version("0.1.0").
-		Summary("Subscribes to an MQTT 3.1.1 broker, routes each message to a Danube topic through `topic_mappings`, and acknowledges it to the broker (PUBACK/PUBREC) only after the pipeline's output has confirmed it.").
+		Summary("Subscribes to an MQTT 3.1.1 or MQTT 5 broker, routes each message to a Danube topic through `topic_mappings`, and acknowledges it to the broker (PUBACK/PUBREC) only after the pipeline's output has confirmed it.").
 		Description(specDescription).
 		Fields(
 			service.NewStringAnnotatedEnumField(fieldProtocol, map[string]string{
@@ -189,7 +189,9 @@ input:
 }
 
 const specDescription = `
-Built on the Eclipse Paho Go client (MQTT 3.1.1).
+Built on the Eclipse Paho Go clients: paho.mqtt.golang for MQTT 3.1.1 (the default), paho.golang for MQTT 5
+(` + "`protocol_version: 5`" + `). Both protocols run the same input: acknowledgements, ordering, retries, flow control,
+mappings, metadata and dead-letter marking are shared; only the connection differs.
 
 == Acknowledgements and delivery guarantee
 
@@ -324,14 +326,50 @@ session, not given to another member: lost.
 - ` + "`mqtt_message_id`" + ` (int): the packet identifier (0 at QoS 0).
 - ` + "`mqtt_filter`" + ` (string): in the plain ` + "`topics`" + ` form only, the subscription filter that matched, as
   sent to the broker. With ` + "`topic_mappings`" + `, ` + "`danube_topic`" + ` tells the mappings apart.
+- MQTT 5 only, each when the PUBLISH carries the property: ` + "`mqtt_content_type`" + ` (string),
+  ` + "`mqtt_response_topic`" + ` (string), ` + "`mqtt_correlation_data`" + ` (string: the binary data in standard base64, RFC 4648,
+  padded), ` + "`mqtt_payload_format`" + ` (int, 0 bytes or 1 UTF-8), ` + "`mqtt_message_expiry`" + ` (int, seconds left),
+  ` + "`mqtt_subscription_ids`" + ` (string, decimal; paho.golang reads one identifier per PUBLISH, and the input sets none on
+  its subscriptions), and ` + "`mqtt_user_<key>`" + ` (string) for each user property; a key the PUBLISH repeats keeps its last
+  value, as in Danube Edge. ` + "`mqttmeta.Attribute`" + ` maps them to the attributes ` + "`mqtt.content_type`" + `,
+  ` + "`mqtt.response_topic`" + `, ` + "`mqtt.correlation_data`" + `, ` + "`mqtt.payload_format`" + `, ` + "`mqtt.message_expiry`" + `,
+  ` + "`mqtt.subscription_ids`" + ` and ` + "`mqtt.user.<key>`" + ` (values unchanged).
 - ` + "`danube_topic`" + ` (string), ` + "`danube_partitions`" + ` (int), ` + "`danube_reliable_dispatch`" + ` (bool): from the
   matching mapping (not set in the plain ` + "`topics`" + ` form).
+
+== MQTT 5
+
+With ` + "`protocol_version: 5`" + `:
+
+- Properties become metadata (see Metadata), which ` + "`mqttmeta`" + ` names as Danube Edge's attributes
+  ` + "`mqtt.content_type`" + `, ` + "`mqtt.response_topic`" + ` and ` + "`mqtt.user.<key>`" + `.
+- Sessions: ` + "`clean_session: true`" + ` sends Clean Start and a session expiry of 0 (the session ends with the
+  connection); ` + "`clean_session: false`" + ` sends no Clean Start and ` + "`session_expiry`" + ` (default ` + "`never`" + `, as a
+  3.1.1 persistent session).
+- Flow: the CONNECT's Receive Maximum is ` + "`max_unacked`" + ` (at most 65535), so the broker never has more unacknowledged
+  QoS 1/2 messages out to the bridge than the input holds; PUBACK/PUBREC go out in arrival order only after the
+  output confirmed, as over 3.1.1.
+- Retained messages: with ` + "`clean_session: false`" + ` and ` + "`retained_on_resume: skip`" + ` every subscription is sent with
+  Retain Handling 1, so a resumed session gets no replays at all (a mapping the session did not have gets the
+  current retained messages, unlike 3.1.1); ` + "`forward`" + ` sends Retain Handling 0.
+- A refused subscription names the filter, the reason code and its meaning, and the broker's reason string; a
+  DISCONNECT from the broker is logged with its reason code and reason string; a broker that refuses MQTT 5
+  (CONNACK 0x84, or a 3.1.1 answer) fails the connection with an error saying to set ` + "`protocol_version: 3.1.1`" + `.
+- Topic aliases: the input announces none, so the broker sends every topic in full; aliases a broker sends anyway
+  are resolved per connection. A malformed packet or an alias without a topic ends the connection with the error
+  logged; the message is not acknowledged, so the broker redelivers it.
+- Message expiry: ` + "`mqtt_message_expiry`" + ` is what is left when the message enters the pipeline. A message whose
+  expiry ran out while it waited in the bridge (for the pipeline or in retry) is marked for the dead-letter
+  destination (` + "`dead_letter_reason: expired`" + `), counted in ` + "`mqtt_input_expired`" + `, and acknowledged once the
+  output wrote it there: never dropped silently.
+- Shared subscriptions ` + "`$share/<group>/<filter>`" + ` are sent as MQTT 5 defines them; a broker that announces no
+  shared subscription support makes the connection fail with that reason.
 
 == Metrics
 
 ` + "`mqtt_input_unmatched`" + `, ` + "`mqtt_input_placeholder_errors`" + `, ` + "`mqtt_input_qos0_dropped`" + `,
 ` + "`mqtt_input_acks_sent`" + ` (PUBACK/PUBREC), ` + "`mqtt_input_duplicates`" + ` (messages with the DUP flag),
-` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + `, ` + "`mqtt_input_retained_skipped`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
+` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + `, ` + "`mqtt_input_retained_skipped`" + `, ` + "`mqtt_input_expired`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
 ` + "`mqtt_input_queued`" + ` (gauges, refreshed every second), in addition to Benthos' ` + "`input_*`" + ` metrics.
 ` + "`mqtt_input_oldest_unacked_age_seconds`" + ` (gauge, refreshed every second) is the age of the oldest message
 received from MQTT and not yet acknowledged to it, waiting or in the pipeline (0 when there is none): one alert
