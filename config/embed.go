@@ -13,3 +13,10 @@ var MQTTToDanube []byte
 
 // MQTTToDanubePath is the path of MQTTToDanube relative to the repository root.
 const MQTTToDanubePath = "config/mqtt-to-danube.yaml"
+
+// MQTT5 is config/mqtt5.yaml: an MQTT 5 input whose properties reach Danube
+// under Danube Edge's attribute names (`benthos-danube demo --config
+// config/mqtt5.yaml` shows them for the simulated devices).
+//
+//go:embed mqtt5.yaml
+var MQTT5 []byte
