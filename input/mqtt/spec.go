@@ -49,11 +49,12 @@ func Spec() *service.ConfigSpec {
 		Summary("Subscribes to an MQTT 3.1.1 or MQTT 5 broker, routes each message to a Danube topic through `topic_mappings`, and acknowledges it to the broker (PUBACK/PUBREC) only after the pipeline's output has confirmed it.").
 		Description(specDescription).
 		Fields(
-			service.NewStringAnnotatedEnumField(fieldProtocol, map[string]string{
-				protocol311: "MQTT 3.1.1 on Eclipse Paho (paho.mqtt.golang).",
-				protocol5:   "MQTT 5 on Eclipse Paho's paho.golang: PUBLISH properties become metadata (content type, response topic, correlation data, user properties, …), the session expiry interval replaces `clean_session`, Receive Maximum is `max_unacked`, and a resumed session does not get retained messages again (Retain Handling 1).",
-			}).
-				Description("MQTT protocol version spoken to the broker. Both run the same data path: acknowledgements only after the output confirmed, in arrival order, persistent sessions, back-pressure, natural batches, dead-letter marking.").
+			// A plain string field: Benthos' enum lint looks each value up as a
+			// Bloblang path, and "3.1.1" is a path of three levels; the input's
+			// own check (lint and start-up) rejects other values.
+			service.NewStringField(fieldProtocol).
+				Description("MQTT protocol version spoken to the broker: `3.1.1` (Eclipse paho.mqtt.golang) or `5` (Eclipse paho.golang: PUBLISH properties become metadata (content type, response topic, correlation data, user properties, …), the session expiry interval replaces `clean_session`, Receive Maximum is `max_unacked`, and a resumed session does not get retained messages again through Retain Handling 1). Both run the same data path: acknowledgements only after the output confirmed, in arrival order, persistent sessions, back-pressure, natural batches, dead-letter marking.").
+				Examples(protocol311, protocol5).
 				Default(protocol311),
 			service.NewURLListField(fieldURLs).
 				Description("Broker URLs to connect to, tried in order. Schemes: `tcp://` (or `mqtt://`), `ssl://` (or `tls://`, `mqtts://`), `ws://`, `wss://`, `unix://`. A port is required (1883 is the usual plain port, 8883 the TLS one) except with `ws://` and `wss://`, which default to 80 and 443. Items containing commas are split. `lint` and start-up reject a URL the client could not dial.").
