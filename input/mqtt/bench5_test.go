@@ -11,6 +11,8 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
 )
 
 // BenchmarkInputV5VsRawPahoGolang is BenchmarkInputVsRawPaho over MQTT 5:
@@ -89,5 +91,51 @@ topic_mappings:
 				b.Fatalf("%d QoS 0 messages dropped", d)
 			}
 		})
+	}
+}
+
+// BenchmarkV5ReceiveMaximum measures QoS 1 throughput of the input over
+// MQTT 5 into a dropping consumer for combinations of its Receive Maximum
+// (max_unacked) and Mosquitto's max_inflight_messages, on a private
+// Mosquitto (skipped without a mosquitto binary).
+//
+//	go test ./input/mqtt/ -run '^$' -bench BenchmarkV5ReceiveMaximum -benchtime 20000x
+func BenchmarkV5ReceiveMaximum(b *testing.B) {
+	if !harness.MosquittoAvailable() {
+		b.Skip("no mosquitto binary on PATH")
+	}
+	for _, inflight := range []int{20, 1000} {
+		m, err := harness.StartMosquitto(context.Background(), harness.MosquittoOptions{Dir: b.TempDir(), MaxInflight: inflight})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(m.Close)
+		for _, recvMax := range []int{20, 100, 1024} {
+			for _, protocol := range []string{protocol311, protocol5} {
+				b.Run(fmt.Sprintf("max_inflight=%d/max_unacked=%d/mqtt%s", inflight, recvMax, protocol), func(b *testing.B) {
+					id := runID(b)
+					got := newBenchCounter()
+					ts := startStream(b, fmt.Sprintf(`
+protocol_version: %q
+urls: [ %s ]
+client_id: %s-in
+max_unacked: %d
+topic_mappings:
+  - mqtt_topic: %s/#
+    danube_topic: /bench/t
+    qos: 1
+`, protocol, m.URL(), id, recvMax, id), func(context.Context, *service.Message) error {
+						got.received()
+						return nil
+					})
+					ts.waitConnected(b)
+					pub := benchPublisher(b, m.URL(), id+"-pub")
+					b.ResetTimer()
+					start := time.Now()
+					benchLoad(b, pub, id+"/t", 1, b.N, got)
+					b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+				})
+			}
+		}
 	}
 }
