@@ -71,7 +71,6 @@ type session5 struct {
 	client   *paho5.Client
 	conn     *connection
 	acks     heldAcks
-	timeout  time.Duration
 	closing  atomic.Bool // set by disconnect: later errors are ours, not news
 	reported atomic.Bool // why the connection ended was logged
 	// retainHandling of every subscription: 1 (retained messages only for
@@ -158,7 +157,7 @@ func (in *input) dial5(ctx context.Context, c *connection) (session, bool, error
 func (in *input) handshake5(ctx context.Context, c *connection, conn net.Conn, u *url.URL) (*session5, bool, error) {
 	cfg := in.cfg
 	st := state.NewInMemory()
-	s := &session5{acks: heldAcks{st}, timeout: cfg.connectTimeout, conn: c}
+	s := &session5{acks: heldAcks{st}, conn: c}
 	if !cfg.cleanSession && cfg.retainedOnResume == retainedSkip {
 		s.retainHandling = 1
 	}
