@@ -28,6 +28,7 @@ var (
 	flagDrain      = flag.Duration("chaos.drain", 60*time.Second, "how long to wait for stragglers after the load stops")
 	flagLogDir     = flag.String("chaos.logdir", "", "keep broker and bridge logs here (default: a temp dir)")
 	flagReport     = flag.String("chaos.report", "", "also write the result table to this file")
+	flagProtocol   = flag.String("chaos.protocol", "3.1.1", "MQTT protocol_version of the bridge's input: 3.1.1 or 5")
 )
 
 const (
@@ -196,6 +197,7 @@ logger:
 shutdown_timeout: 5s
 input:
   mqtt:
+    protocol_version: %q
     urls: [ %q ]
     client_id: %s
     clean_session: false
@@ -210,7 +212,7 @@ output:
   danube:
     url: %q
     send_timeout: 5s
-`, httpPort, mq.URL(), bridgeID, danubeTopic, *flagPartitions, srv.URL())
+`, httpPort, *flagProtocol, mq.URL(), bridgeID, danubeTopic, *flagPartitions, srv.URL())
 	bridge, err := harness.NewBridge(bin, logDir, cfg)
 	if err != nil {
 		t.Fatal(err)
