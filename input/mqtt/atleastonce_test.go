@@ -261,16 +261,16 @@ func testBrokerRestart(t *testing.T, protocol string) {
 			t.Logf("%s: %s", p, b.obs.describe(p))
 		}
 		t.Logf("restart at %s", restartAt.Format("15:04:05.000"))
-		t.Fatalf("%d missing after the broker restart: %v; broker in-flight %d, broker accepted %s %d times; reconnects %d, lost %d, connected %v, queued %d, unacked %d, reads %d",
-			m, sample, b.clientInflight(id), sample[0], b.obs.published(sample[0]), ts.in.reconnects.Load(), ts.in.lost.Load(), c != nil && !c.isLost(), ts.in.q.len(), ts.in.unacked.Load(), ts.in.readCalls.Load())
+		t.Fatalf("%d missing after the broker restart: %v; broker in-flight %d, broker accepted %s %d times; reconnects %d, connected %v, queued %d, unacked %d",
+			m, sample, b.clientInflight(id), sample[0], b.obs.published(sample[0]), ts.metrics.counter(metricReconnects), c != nil && !c.isLost(), ts.in.q.len(), ts.in.unacked.Load())
 	}
 	if missing, s := rec.missing(all); missing > 0 {
 		t.Fatalf("%d missing: %v", missing, s)
 	}
-	if r := ts.in.reconnects.Load(); r < 1 {
+	if r := ts.metrics.counter(metricReconnects); r < 1 {
 		t.Errorf("reconnects = %d, want >= 1", r)
 	}
-	t.Logf("%d delivered, %d duplicates, %d reconnects", rec.total, rec.duplicates(), ts.in.reconnects.Load())
+	t.Logf("%d delivered, %d duplicates, %d reconnects", rec.total, rec.duplicates(), ts.metrics.counter(metricReconnects))
 }
 
 // TestOutputStall stalls the output for 60 s (MQTT_TEST_STALL overrides)
@@ -317,6 +317,7 @@ topic_mappings:
 		return nil
 	})
 	ts.waitConnected(t)
+	conn := ts.in.conn.Load() // the stall must not replace it
 	pub := newPublisher(t, b.url(), id+"-pub", true)
 
 	var ms runtime.MemStats
@@ -340,7 +341,7 @@ topic_mappings:
 		if q := ts.in.q.len(); q > maxQueued {
 			maxQueued = q
 		}
-		if l := ts.in.lost.Load(); l > 0 {
+		if c := ts.in.conn.Load(); c != conn || c.isLost() {
 			t.Fatalf("connection lost during the stall after %v", time.Since(start))
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -355,8 +356,8 @@ topic_mappings:
 	if missing, s := rec.missing(all); missing > 0 {
 		t.Fatalf("%d missing: %v", missing, s)
 	}
-	if r, l := ts.in.reconnects.Load(), ts.in.lost.Load(); r != 0 || l != 0 {
-		t.Errorf("reconnects %d, connections lost %d during a %v stall; want 0", r, l, stall)
+	if r, c := ts.metrics.counter(metricReconnects), ts.in.conn.Load(); r != 0 || c != conn {
+		t.Errorf("reconnects %d, connection replaced %v during a %v stall; want neither", r, c != conn, stall)
 	}
 	if unacked > maxUnacked {
 		t.Errorf("unacked during the stall %d > max_unacked %d", unacked, maxUnacked)
@@ -369,13 +370,13 @@ topic_mappings:
 		t.Errorf("heap grew by %d MiB during the stall", growth>>20)
 	}
 	waitFor(t, 10*time.Second, "QoS 0 accounting", func() bool {
-		return got0.Load()+ts.in.dropped0.Load() == n0
+		return got0.Load()+ts.metrics.counter(metricQoS0Dropped) == n0
 	})
-	if ts.in.dropped0.Load() == 0 {
+	if ts.metrics.counter(metricQoS0Dropped) == 0 {
 		t.Errorf("expected QoS 0 drops past max_unacked during the stall")
 	}
 	t.Logf("stall %v: max queued %d, unacked %d, heap +%d KiB; QoS 0: %d delivered, %d dropped (counted); QoS 1: %d unique, %d duplicates",
-		stall, maxQueued, unacked, growth>>10, got0.Load(), ts.in.dropped0.Load(), rec.unique(), rec.duplicates())
+		stall, maxQueued, unacked, growth>>10, got0.Load(), ts.metrics.counter(metricQoS0Dropped), rec.unique(), rec.duplicates())
 }
 
 // startRestartLoad starts a bridge with a persistent session on brokerURL and

@@ -136,7 +136,7 @@ topic_mappings:
 			b.ReportMetric(rawRate, "raw_msgs/s")
 			b.ReportMetric(inRate, "input_msgs/s")
 			b.ReportMetric(inRate/rawRate, "ratio")
-			if d := ts.in.dropped0.Load(); d > 0 {
+			if d := ts.metrics.counter(metricQoS0Dropped); d > 0 {
 				b.Fatalf("%d QoS 0 messages dropped", d)
 			}
 		})

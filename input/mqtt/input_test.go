@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -211,61 +210,16 @@ qos: 1
 	}
 }
 
-// gaugeCapture is a metrics exporter that keeps the last value of every
-// gauge, for tests.
-type gaugeCapture struct {
-	mu     sync.Mutex
-	gauges map[string]int64
-}
-
-func (g *gaugeCapture) get(name string) (int64, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	v, ok := g.gauges[name]
-	return v, ok
-}
-
-type captureGauge struct {
-	g    *gaugeCapture
-	name string
-}
-
-func (c captureGauge) Set(v int64) {
-	c.g.mu.Lock()
-	c.g.gauges[c.name] = v
-	c.g.mu.Unlock()
-}
-
-type nopCounter struct{}
-
-func (nopCounter) Incr(int64)   {}
-func (nopCounter) Timing(int64) {}
-
-func (g *gaugeCapture) NewCounterCtor(string, ...string) service.MetricsExporterCounterCtor {
-	return func(...string) service.MetricsExporterCounter { return nopCounter{} }
-}
-
-func (g *gaugeCapture) NewTimerCtor(string, ...string) service.MetricsExporterTimerCtor {
-	return func(...string) service.MetricsExporterTimer { return nopCounter{} }
-}
-
-func (g *gaugeCapture) NewGaugeCtor(name string, _ ...string) service.MetricsExporterGaugeCtor {
-	return func(...string) service.MetricsExporterGauge { return captureGauge{g: g, name: name} }
-}
-
-func (g *gaugeCapture) Close(context.Context) error { return nil }
-
 // TestGaugesFollowThePipeline stalls the pipeline with max_unacked
 // messages in it and checks that mqtt_input_unacked and mqtt_input_queued
 // show it, and return to 0 once everything is acknowledged.
 // stalledGaugeStream starts a stream whose consumer holds every message
-// until release is closed (counting them in got), with the gauges captured.
-func stalledGaugeStream(t *testing.T, b *testBroker, id, extra string) (ts *testStream, capture *gaugeCapture, release chan struct{}, got *atomic.Int64) {
+// until release is closed (counting them in got); capture is ts.metrics.
+func stalledGaugeStream(t *testing.T, b *testBroker, id, extra string) (ts *testStream, capture *metricsCapture, release chan struct{}, got *atomic.Int64) {
 	t.Helper()
-	capture = &gaugeCapture{gauges: map[string]int64{}}
 	release = make(chan struct{})
 	got = &atomic.Int64{}
-	ts = startStreamWith(t, fmt.Sprintf(`
+	ts = startStream(t, fmt.Sprintf(`
 urls: [ %s ]
 client_id: %s-bridge
 %stopic_mappings:
@@ -280,17 +234,9 @@ client_id: %s-bridge
 		}
 		got.Add(1)
 		return nil
-	}, func(env *service.Environment, sb *service.StreamBuilder) {
-		if err := env.RegisterMetricsExporter("gauge_capture", service.NewConfigSpec(),
-			func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return capture, nil }); err != nil {
-			t.Fatal(err)
-		}
-		if err := sb.SetMetricsYAML("gauge_capture: {}"); err != nil {
-			t.Fatal(err)
-		}
 	})
 	ts.waitConnected(t)
-	return ts, capture, release, got
+	return ts, ts.metrics, release, got
 }
 
 func TestGaugesFollowThePipeline(t *testing.T) {
@@ -304,15 +250,15 @@ func TestGaugesFollowThePipeline(t *testing.T) {
 	// The consumer holds one message and Benthos one more; the rest wait in
 	// the input's queue. Both gauges must show what the input holds.
 	waitFor(t, 10*time.Second, "gauges that match the stalled pipeline", func() bool {
-		u, _ := capture.get("mqtt_input_unacked")
-		q, _ := capture.get("mqtt_input_queued")
+		u, _ := capture.gauge(metricUnacked)
+		q, _ := capture.gauge(metricQueued)
 		return u > 0 && q > 0 && u+q == 10 && u == ts.in.unacked.Load() && q == int64(ts.in.q.len())
 	})
 	close(release)
 	waitFor(t, 10*time.Second, "all 10 messages", func() bool { return got.Load() == 10 })
 	waitFor(t, 10*time.Second, "both gauges back at 0", func() bool {
-		u, _ := capture.get("mqtt_input_unacked")
-		q, _ := capture.get("mqtt_input_queued")
+		u, _ := capture.gauge(metricUnacked)
+		q, _ := capture.gauge(metricQueued)
 		return u == 0 && q == 0
 	})
 }
@@ -325,7 +271,7 @@ func TestOldestUnackedAge(t *testing.T) {
 	id := runID(t)
 	_, capture, release, got := stalledGaugeStream(t, b, id, "")
 	waitFor(t, 5*time.Second, "the gauge at 0 when idle", func() bool {
-		v, ok := capture.get(metricOldestUnacked)
+		v, ok := capture.gauge(metricOldestUnacked)
 		return ok && v == 0
 	})
 	pub := newPublisher(t, b.url(), id+"-pub", true)
@@ -333,13 +279,13 @@ func TestOldestUnackedAge(t *testing.T) {
 		pub.c.Publish(fmt.Sprintf("%s/d%d", id, i), 1, false, "x")
 	}
 	waitFor(t, 10*time.Second, "the age of a held message to reach 2 s", func() bool {
-		v, _ := capture.get(metricOldestUnacked)
+		v, _ := capture.gauge(metricOldestUnacked)
 		return v >= 2
 	})
 	close(release)
 	waitFor(t, 10*time.Second, "all 3 messages", func() bool { return got.Load() == 3 })
 	waitFor(t, 5*time.Second, "the gauge back at 0", func() bool {
-		v, _ := capture.get(metricOldestUnacked)
+		v, _ := capture.gauge(metricOldestUnacked)
 		return v == 0
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,9 +120,10 @@ func (r *received) missing(want []string) (n int, sample []string) {
 
 // testStream is a running stream with the mqtt input and a consumer func.
 type testStream struct {
-	strm *service.Stream
-	in   *input
-	done chan error
+	strm    *service.Stream
+	in      *input
+	metrics *metricsCapture // the stream's metrics, unless setup set others
+	done    chan error
 }
 
 // startStream builds and runs a stream with the given mqtt input YAML (the
@@ -133,7 +135,8 @@ func startStream(t testing.TB, inputYAML string, consume func(context.Context, *
 }
 
 // startStreamWith is startStream with a hook that can register plugins and
-// set stream options before the stream is built.
+// set stream options before the stream is built. The stream's metrics go to
+// ts.metrics unless setup sets other metrics.
 func startStreamWith(t testing.TB, inputYAML string, consume func(context.Context, *service.Message) error, setup func(*service.Environment, *service.StreamBuilder)) *testStream {
 	t.Helper()
 	env := service.NewEnvironment()
@@ -153,6 +156,14 @@ func startStreamWith(t testing.TB, inputYAML string, consume func(context.Contex
 	if err := b.SetLoggerYAML("level: " + logLevel()); err != nil {
 		t.Fatal(err)
 	}
+	metrics := newMetricsCapture()
+	if err := env.RegisterMetricsExporter("test_capture", service.NewConfigSpec(),
+		func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return metrics, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetMetricsYAML("test_capture: {}"); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.AddInputYAML("mqtt:\n" + indent(inputYAML, "  ")); err != nil {
 		t.Fatalf("input yaml: %v", err)
 	}
@@ -168,7 +179,7 @@ func startStreamWith(t testing.TB, inputYAML string, consume func(context.Contex
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testStream{strm: strm, done: make(chan error, 1)}
+	ts := &testStream{strm: strm, metrics: metrics, done: make(chan error, 1)}
 	go func() { ts.done <- strm.Run(context.Background()) }()
 	select {
 	case ts.in = <-inCh:
@@ -228,3 +239,74 @@ func ids(prefix string, n int) []string {
 	}
 	return out
 }
+
+// metricsCapture is a metrics exporter that keeps the total of every counter
+// (over all label values) and the last value of every gauge, for tests to
+// read the input's metrics as Benthos exports them.
+type metricsCapture struct {
+	mu       sync.Mutex
+	counters map[string]*atomic.Int64
+	gauges   map[string]int64
+}
+
+func newMetricsCapture() *metricsCapture {
+	return &metricsCapture{counters: map[string]*atomic.Int64{}, gauges: map[string]int64{}}
+}
+
+// counter returns the total of counter name (0 before it was created).
+func (m *metricsCapture) counter(name string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.counters[name]; ok {
+		return c.Load()
+	}
+	return 0
+}
+
+// gauge returns the last value of gauge name, and whether it was ever set.
+func (m *metricsCapture) gauge(name string) (int64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.gauges[name]
+	return v, ok
+}
+
+type captureCounter struct{ v *atomic.Int64 }
+
+func (c captureCounter) Incr(n int64) { c.v.Add(n) }
+
+type captureGauge struct {
+	m    *metricsCapture
+	name string
+}
+
+func (g captureGauge) Set(v int64) {
+	g.m.mu.Lock()
+	g.m.gauges[g.name] = v
+	g.m.mu.Unlock()
+}
+
+type nopTimer struct{}
+
+func (nopTimer) Timing(int64) {}
+
+func (m *metricsCapture) NewCounterCtor(name string, _ ...string) service.MetricsExporterCounterCtor {
+	m.mu.Lock()
+	c, ok := m.counters[name]
+	if !ok {
+		c = &atomic.Int64{}
+		m.counters[name] = c
+	}
+	m.mu.Unlock()
+	return func(...string) service.MetricsExporterCounter { return captureCounter{c} }
+}
+
+func (m *metricsCapture) NewTimerCtor(string, ...string) service.MetricsExporterTimerCtor {
+	return func(...string) service.MetricsExporterTimer { return nopTimer{} }
+}
+
+func (m *metricsCapture) NewGaugeCtor(name string, _ ...string) service.MetricsExporterGaugeCtor {
+	return func(...string) service.MetricsExporterGauge { return captureGauge{m: m, name: name} }
+}
+
+func (m *metricsCapture) Close(context.Context) error { return nil }

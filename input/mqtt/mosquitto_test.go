@@ -160,11 +160,11 @@ func testBrokerRestartMosquitto(t *testing.T, protocol string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if missing, s := rec.missing(all); missing > 0 {
-		t.Fatalf("%d missing after the Mosquitto restart (%d received before it): %v; reconnects %d, lost %d; mosquitto log:\n%s",
-			missing, atStop, s, ts.in.reconnects.Load(), ts.in.lost.Load(), b.logText())
+		t.Fatalf("%d missing after the Mosquitto restart (%d received before it): %v; reconnects %d; mosquitto log:\n%s",
+			missing, atStop, s, ts.metrics.counter(metricReconnects), b.logText())
 	}
-	if r := ts.in.reconnects.Load(); r < 1 {
+	if r := ts.metrics.counter(metricReconnects); r < 1 {
 		t.Errorf("reconnects = %d, want >= 1", r)
 	}
-	t.Logf("restart after %d unique; %d delivered, %d duplicates, %d reconnects", atStop, rec.total, rec.duplicates(), ts.in.reconnects.Load())
+	t.Logf("restart after %d unique; %d delivered, %d duplicates, %d reconnects", atStop, rec.total, rec.duplicates(), ts.metrics.counter(metricReconnects))
 }

@@ -54,7 +54,6 @@ func (in *input) clientOptions3(c *connection) *paho.ClientOptions {
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { in.handle(c, m) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			in.log.Warnf("MQTT connection lost: %v", redact.Error(err))
-			in.lost.Add(1)
 			c.markLost()
 		})
 	if cfg.user != "" {

@@ -230,9 +230,6 @@ func (in *input) handshake5(ctx context.Context, c *connection, conn net.Conn, u
 	go func() {
 		// Owned by the client: ends when the connection does.
 		<-cli.Done()
-		if !s.closing.Load() {
-			in.lost.Add(1)
-		}
 		c.markLost()
 		_ = st.Close()
 	}()

@@ -191,7 +191,7 @@ func TestV5ServerDisconnectLogged(t *testing.T) {
 	ts.waitConnected(t)
 	want := `reason code 0x8e (Session taken over): \"another bridge took client_id fake\"`
 	waitFor(t, 10*time.Second, "the DISCONNECT logged and a reconnect", func() bool {
-		return strings.Contains(logs.String(), want) && ts.in.reconnects.Load() >= 1
+		return strings.Contains(logs.String(), want) && ts.metrics.counter(metricReconnects) >= 1
 	})
 }
 
@@ -202,7 +202,6 @@ func TestV5SharedSubscriptionAndQoS2(t *testing.T) {
 	b := newTestBroker(t, false)
 	id := runID(t)
 	rec := newReceived()
-	var ins []*testStream
 	for i := range 2 {
 		ts := startStream(t, fmt.Sprintf(`
 protocol_version: "5"
@@ -214,7 +213,6 @@ topic_mappings:
     qos: 2
 `, b.url(), id, i, id), func(_ context.Context, m *service.Message) error { rec.add(m); return nil })
 		ts.waitConnected(t)
-		ins = append(ins, ts)
 	}
 	pub := newPublisher5(t, b.url(), id+"-pub")
 	all := ids("m", 40)
