@@ -57,6 +57,12 @@ func TestDeadLetterByDefault(t *testing.T) {
 			name: "over the topic's max_message_size", opts: []danubetest.Option{danubetest.WithMaxMessageSize(8)}, conf: ", max_payload_bytes: 4",
 			topic: "/default/small", reason: deadletter.ReasonTooLarge, wantTopic: "/default/small", errHas: "exceeds maximum allowed",
 		},
+		{
+			// An MQTT 5 user property too large for a Danube request: the
+			// payload is small, the encoded message is not.
+			name: "attributes over the request limit", meta: map[string]string{"mqtt_user_blob": strings.Repeat("x", 4<<20+1)},
+			topic: "/default/big_attrs", reason: deadletter.ReasonTooLarge, wantTopic: "/default/big_attrs", errHas: "message too large",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := danubetest.NewTestServer(t, tc.opts...)
@@ -83,10 +89,17 @@ func TestDeadLetterByDefault(t *testing.T) {
 			r := recs[0]
 			if tc.reason == deadletter.ReasonTooLarge {
 				// Whole in the spool, the record carries what fits.
-				assert.Equal(t, "true", r.Attributes[deadletter.Truncated])
+				assert.Equal(t, len(r.Payload) < len(payload), r.Attributes[deadletter.Truncated] == "true", "truncated exactly when the record's payload is cut")
 				got, err := os.ReadFile(r.Attributes[deadletter.SpoolFile])
 				require.NoError(t, err)
 				assert.Equal(t, payload, got)
+				// The spool's description keeps every attribute, the
+				// oversized ones too.
+				desc, err := os.ReadFile(strings.TrimSuffix(r.Attributes[deadletter.SpoolFile], ".payload") + ".json")
+				require.NoError(t, err)
+				for k := range tc.meta {
+					assert.Contains(t, string(desc), k)
+				}
 			} else {
 				assert.Equal(t, payload, r.Payload, "byte for byte")
 			}
