@@ -29,6 +29,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // binPath is the benthos-danube binary built by TestMain.
@@ -42,23 +43,23 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	wd, err := os.Getwd()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	repoRoot = filepath.Dir(wd)
+	repoRoot = root
 	dir, err := os.MkdirTemp("", "benthos-danube-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binPath = filepath.Join(dir, "benthos-danube")
-	build := exec.Command("go", "build", "-o", binPath, "./cmd/benthos-danube")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building the binary: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	binPath, err = harness.BuildBinary(ctx, dir)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building the binary: %v\n", err)
 		return 1
 	}
 	return m.Run()

@@ -26,7 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // TestPublishesInTopicOrder: an ordered input (generate, batches of 5,

@@ -17,7 +17,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 var (

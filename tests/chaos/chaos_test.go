@@ -15,7 +15,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 var (
