@@ -22,12 +22,10 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
@@ -91,13 +89,7 @@ func mqttBroker(t testing.TB) string {
 		_ = c.Close()
 		return u
 	}
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, srv.AddHook(new(auth.AllowHook), nil))
-	l := listeners.NewTCP(listeners.Config{ID: "e2e", Address: "127.0.0.1:0"})
-	require.NoError(t, srv.AddListener(l))
-	require.NoError(t, srv.Serve())
-	t.Cleanup(func() { _ = srv.Close() })
-	return "tcp://" + l.Address()
+	return mqtttest.NewTestServer(t).URL()
 }
 
 // danubeBroker starts the in-process Danube test broker with namespace iot.
@@ -249,23 +241,22 @@ func (p *publisher) publish(topic string, qos byte, retained bool, payload []byt
 }
 
 // waitBridgeReady publishes probes to probeTopic until one arrives in Danube
-// on a topic for which arrived reports true, which proves the bridge is
-// subscribed end to end.
-func waitBridgeReady(t testing.TB, pub *publisher, srv *danubetest.Server, probeTopic string, timeout time.Duration) {
+// on one of the exact topics danubeTopics (harness.PartitionNames lists a
+// partitioned topic's), which proves the bridge is subscribed end to end.
+func waitBridgeReady(t testing.TB, pub *publisher, srv *danubetest.Server, probeTopic string, timeout time.Duration, danubeTopics ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
 		require.NoError(t, pub.publish(probeTopic, 1, false, []byte("probe")))
-		deadline := time.Now().Add(300 * time.Millisecond)
-		for time.Now().Before(deadline) {
-			if srv.TotalMessages() > 0 {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err := harness.WaitAny(wctx, srv, danubeTopics...)
+		wcancel()
+		if err == nil {
+			return
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("the bridge forwarded nothing within %s", timeout)
+			t.Fatalf("the bridge forwarded nothing to %v within %s", danubeTopics, timeout)
 		}
 	}
 }

@@ -193,9 +193,9 @@ func TestTLS(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	_ = l.Close()
-	b := &broker{t: t, addr: "127.0.0.1:0", hook: &withholdHook{}}
+	b := newBroker(t)
+	b.stop()
 	b.start(listeners.NewTCP(listeners.Config{ID: "tls", Address: addr, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}))
-	t.Cleanup(b.stop)
 	id := runID(t)
 	sub := subscribe(t, b.url(), id, 1)
 	ts := startStream(t, fmt.Sprintf(`

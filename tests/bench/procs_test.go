@@ -136,6 +136,21 @@ func (e *env) rawStats() (n int64, first, last time.Time, err error) {
 	return n, time.Unix(0, f), time.Unix(0, l), nil
 }
 
+// rawReceived polls the raw subscriber's counter (an HTTP endpoint of
+// another process) until it received a message or ctx is done.
+func (e *env) rawReceived(ctx context.Context) error {
+	for {
+		if n, _, _, err := e.rawStats(); err == nil && n > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func (e *env) rawReset() {
 	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/reset", e.rawPort), "text/plain", nil)
 	if err != nil {
