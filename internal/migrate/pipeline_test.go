@@ -20,8 +20,8 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
-	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 	"github.com/benthos-danube/benthos-danube/internal/migrate"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
