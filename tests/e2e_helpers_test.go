@@ -10,8 +10,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,12 +79,7 @@ func uniqueID(t testing.TB) string {
 // mochi broker on a free port.
 func mqttBroker(t testing.TB) string {
 	t.Helper()
-	if u := os.Getenv("MQTT_TEST_URL"); u != "" {
-		pu, err := url.Parse(u)
-		require.NoError(t, err, "MQTT_TEST_URL")
-		c, err := net.DialTimeout("tcp", pu.Host, 5*time.Second)
-		require.NoError(t, err, "MQTT_TEST_URL=%s is set but unreachable", u)
-		_ = c.Close()
+	if u := mqtttest.ExternalURL(t); u != "" {
 		return u
 	}
 	return mqtttest.NewTestServer(t).URL()

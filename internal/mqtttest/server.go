@@ -1,9 +1,14 @@
 package mqtttest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,4 +185,35 @@ func (s *Server) Inflight(clientID string) int {
 		return -1
 	}
 	return cl.State.Inflight.Len()
+}
+
+// ExternalURL returns the URL of the external MQTT broker named by the
+// environment variable MQTT_TEST_URL (such as tcp://127.0.0.1:1883), or ""
+// when it is not set. A set but unreachable broker fails the test.
+func ExternalURL(t TB) string {
+	t.Helper()
+	u := os.Getenv("MQTT_TEST_URL")
+	if u == "" {
+		return ""
+	}
+	host := u
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	c, err := net.DialTimeout("tcp", host, 5*time.Second)
+	if err != nil {
+		t.Fatalf("MQTT_TEST_URL=%s is set but unreachable: %v", u, err)
+		return ""
+	}
+	_ = c.Close()
+	return u
+}
+
+// RunID returns a name unique to this run of the test t, for topics and
+// client ids: tests against a shared external broker then see neither each
+// other's messages nor each other's sessions.
+func RunID(t interface{ Name() string }) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return strings.ReplaceAll(t.Name(), "/", "_") + "-" + hex.EncodeToString(b)
 }

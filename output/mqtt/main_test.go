@@ -2,9 +2,6 @@ package mqttout
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -19,23 +16,15 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
-	"go.uber.org/goleak"
 
+	"github.com/benthos-danube/benthos-danube/internal/leaktest"
 	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
-}
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
-func runID(t testing.TB) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return strings.ReplaceAll(t.Name(), "/", "_") + "-" + hex.EncodeToString(b)
-}
+// runID makes topics and client ids unique per test run.
+func runID(t testing.TB) string { return mqtttest.RunID(t) }
 
 // broker is an mqtttest broker, restartable on the same port, whose hook
 // can withhold the acknowledgement of publishes (it drops them, as a broker
@@ -243,22 +232,7 @@ func msg(payload string, meta ...string) *service.Message {
 
 // externalBrokerURL returns MQTT_TEST_URL, failing the test when it is set
 // but unreachable.
-func externalBrokerURL(t testing.TB) string {
-	u := os.Getenv("MQTT_TEST_URL")
-	if u == "" {
-		return ""
-	}
-	host := u
-	if i := strings.Index(host, "://"); i >= 0 {
-		host = host[i+3:]
-	}
-	c, err := net.DialTimeout("tcp", host, 3*time.Second)
-	if err != nil {
-		t.Fatalf("MQTT_TEST_URL=%s is set but unreachable: %v", u, err)
-	}
-	_ = c.Close()
-	return u
-}
+func externalBrokerURL(t testing.TB) string { return mqtttest.ExternalURL(t) }
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
