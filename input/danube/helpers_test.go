@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danube/clienttest"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 )
 
@@ -49,11 +50,7 @@ func sendN(tb testing.TB, p *danube.Producer, from, to int) {
 
 func send(tb testing.TB, p *danube.Producer, m danube.Message) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Send(ctx, m); err != nil {
-		tb.Fatalf("Send: %v", err)
-	}
+	clienttest.Send(tb, p, m)
 }
 
 // inputYAML is a danube input config for srv; extra is appended verbatim.
