@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -98,7 +99,10 @@ func (d delivery311) Error() error {
 	if errors.Is(err, paho.ErrNotConnected) {
 		return errNotSent
 	}
-	if strings.Contains(err.Error(), "connection lost") {
+	// A network error while writing (the socket closed under the
+	// publish, a reset) is the same loss seen earlier.
+	var opErr *net.OpError
+	if strings.Contains(err.Error(), "connection lost") || errors.As(err, &opErr) {
 		return fmt.Errorf("%w (%v)", errConnLost, err)
 	}
 	return err
