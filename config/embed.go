@@ -23,3 +23,10 @@ var DanubeToMQTT []byte
 
 // DanubeToMQTTPath is the path of DanubeToMQTT relative to the repository root.
 const DanubeToMQTTPath = "config/danube-to-mqtt.yaml"
+
+// MQTT5 is config/mqtt5.yaml: an MQTT 5 input whose properties reach Danube
+// under Danube Edge's attribute names (`benthos-danube demo --config
+// config/mqtt5.yaml` shows them for the simulated devices).
+//
+//go:embed mqtt5.yaml
+var MQTT5 []byte

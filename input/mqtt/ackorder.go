@@ -2,14 +2,12 @@ package mqtt
 
 import (
 	"sync"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // tracked is a QoS 1/2 message whose broker acknowledgement goes through
 // the ackReleaser of the connection it arrived on.
 type tracked struct {
-	paho.Message
+	message
 	rel *ackReleaser
 	seq uint64
 }
@@ -26,24 +24,24 @@ type tracked struct {
 // redelivers those messages.
 type ackReleaser struct {
 	mu      sync.Mutex
-	nextIn  uint64                  // sequence number of the next arrival
-	nextOut uint64                  // sequence number of the next ack to send
-	done    map[uint64]paho.Message // acknowledged by the pipeline, waiting
-	sent    func(n int)             // called with the number of acks sent
+	nextIn  uint64             // sequence number of the next arrival
+	nextOut uint64             // sequence number of the next ack to send
+	done    map[uint64]message // acknowledged by the pipeline, waiting
+	sent    func(n int)        // called with the number of acks sent
 }
 
 func newAckReleaser(sent func(n int)) *ackReleaser {
-	return &ackReleaser{done: map[uint64]paho.Message{}, sent: sent}
+	return &ackReleaser{done: map[uint64]message{}, sent: sent}
 }
 
 // track wraps a message in arrival order. It must be called from the
 // connection's router goroutine, which delivers messages in arrival order.
-func (r *ackReleaser) track(m paho.Message) *tracked {
+func (r *ackReleaser) track(m message) *tracked {
 	r.mu.Lock()
 	seq := r.nextIn
 	r.nextIn++
 	r.mu.Unlock()
-	return &tracked{Message: m, rel: r, seq: seq}
+	return &tracked{message: m, rel: r, seq: seq}
 }
 
 // complete records that the pipeline acknowledged m and sends every
@@ -53,15 +51,15 @@ func (r *ackReleaser) complete(m *tracked) {
 	if m.seq == r.nextOut && len(r.done) == 0 {
 		// The common case: nothing is held back and m is next.
 		r.nextOut++
-		m.Message.Ack()
+		m.message.Ack()
 		r.mu.Unlock()
 		if r.sent != nil {
 			r.sent(1)
 		}
 		return
 	}
-	r.done[m.seq] = m.Message
-	var ready []paho.Message
+	r.done[m.seq] = m.message
+	var ready []message
 	for {
 		next, ok := r.done[r.nextOut]
 		if !ok {

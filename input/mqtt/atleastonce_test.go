@@ -148,56 +148,84 @@ topic_mappings:
 // the same client_id every message arrives.
 func TestAbruptStopPersistentSession(t *testing.T) {
 	for _, bc := range testBrokers(t, false) {
-		t.Run(bc.name, func(t *testing.T) {
-			id := runID(t)
-			const n = 10000
-			all := ids("m", n)
-			rec := newReceived()
-			consume := func(_ context.Context, m *service.Message) error {
-				rec.add(m)
-				return nil
-			}
-			conf := fmt.Sprintf(`
+		for _, protocol := range []string{protocol311, protocol5} {
+			t.Run(bc.name+"/mqtt"+protocol, func(t *testing.T) { testAbruptStop(t, bc, protocol) })
+		}
+	}
+}
+
+func testAbruptStop(t *testing.T, bc brokerCase, protocol string) {
+	id := runID(t)
+	const n = 10000
+	all := ids("m", n)
+	rec := newReceived()
+	consume := func(_ context.Context, m *service.Message) error {
+		rec.add(m)
+		return nil
+	}
+	if protocol == protocol5 && bc.mochi != nil {
+		// mochi 2.7.9's MQTT 5 flow control stalls a subscriber once more
+		// QoS 1 messages wait for it than its Receive Maximum allows: it
+		// then sends a waiting message only in answer to a packet from the
+		// client, one at a time (a raw paho.golang subscriber with Receive
+		// Maximum 16 gets 32 of 200 messages; from Mosquitto all 200). The
+		// stall also shows with Receive Maximum 65535 under -race (measured
+		// 2026-12-01); Mosquitto (MQTT_TEST_URL, and
+		// TestBrokerRestartMosquitto) covers MQTT 5 here.
+		t.Skip("mochi 2.7.9 stalls MQTT 5 subscribers at their Receive Maximum")
+	}
+	maxUnacked := 256
+	conf := fmt.Sprintf(`
+protocol_version: %q
 urls: [ %s ]
 client_id: %s
 clean_session: false
-max_unacked: 256
+max_unacked: %d
 topic_mappings:
   - mqtt_topic: %s/#
     danube_topic: /t/x
     qos: 1
-`, bc.url, id, id)
-			ts := startStream(t, conf, consume)
-			ts.waitConnected(t)
-			pub := newPublisher(t, bc.url, id+"-pub", false)
-			done := make(chan struct{})
-			stop := make(chan struct{})
-			defer close(stop)
-			go func() {
-				defer close(done)
-				pacedPublish(t, pub, id+"/data", 1, all, 500, rec, stop)
-			}()
-			waitFor(t, 30*time.Second, "a third of the messages", func() bool { return rec.unique() >= n/3 })
-			ts.stop(t, time.Millisecond) // abrupt: pending acks are abandoned
-			before := rec.unique()
-			ts2 := startStream(t, conf, consume)
-			ts2.waitConnected(t)
-			<-done
-			waitFor(t, 60*time.Second, "every message after the restart", func() bool { return rec.unique() == n })
-			if missing, s := rec.missing(all); missing > 0 {
-				t.Fatalf("%d missing: %v", missing, s)
-			}
-			t.Logf("stopped after %d unique; %d delivered in total, %d duplicates", before, rec.total, rec.duplicates())
-		})
+`, protocol, bc.url, id, maxUnacked, id)
+	ts := startStream(t, conf, consume)
+	ts.waitConnected(t)
+	pub := newPublisher(t, bc.url, id+"-pub", false)
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(done)
+		pacedPublish(t, pub, id+"/data", 1, all, 500, rec, stop)
+	}()
+	waitFor(t, 30*time.Second, "a third of the messages", func() bool { return rec.unique() >= n/3 })
+	ts.stop(t, time.Millisecond) // abrupt: pending acks are abandoned
+	before := rec.unique()
+	ts2 := startStream(t, conf, consume)
+	ts2.waitConnected(t)
+	<-done
+	waitFor(t, 60*time.Second, "every message after the restart", func() bool { return rec.unique() == n })
+	if missing, s := rec.missing(all); missing > 0 {
+		t.Fatalf("%d missing: %v", missing, s)
 	}
+	t.Logf("stopped after %d unique; %d delivered in total, %d duplicates", before, rec.total, rec.duplicates())
 }
 
 // TestBrokerRestart restarts mochi (sessions kept by a storage hook)
 // mid-stream; the input reconnects, resubscribes and nothing is missing.
 func TestBrokerRestart(t *testing.T) {
+	for _, protocol := range []string{protocol311, protocol5} {
+		t.Run("mqtt"+protocol, func(t *testing.T) { testBrokerRestart(t, protocol) })
+	}
+}
+
+func testBrokerRestart(t *testing.T, protocol string) {
+	if protocol == protocol5 {
+		// See testAbruptStop: mochi 2.7.9 stalls MQTT 5 subscribers under
+		// load; TestBrokerRestartMosquitto restarts a broker over MQTT 5.
+		t.Skip("mochi 2.7.9 stalls MQTT 5 subscribers under load")
+	}
 	b := newTestBroker(t, true)
 	const n = 3000
-	id, ts, rec, all, done := startRestartLoad(t, b.url(), n)
+	id, ts, rec, all, done := startRestartLoad(t, b.url(), n, protocol)
 	b.stop()
 	time.Sleep(300 * time.Millisecond)
 	restartAt := time.Now()
@@ -355,12 +383,13 @@ topic_mappings:
 // once a third of them arrived, so that the caller can restart the broker
 // mid-stream. id is the bridge's client id; done is closed when the
 // publisher has finished.
-func startRestartLoad(t *testing.T, brokerURL string, n int) (id string, ts *testStream, rec *received, all []string, done chan struct{}) {
+func startRestartLoad(t *testing.T, brokerURL string, n int, protocol string) (id string, ts *testStream, rec *received, all []string, done chan struct{}) {
 	t.Helper()
 	id = runID(t)
 	all = ids("m", n)
 	rec = newReceived()
 	ts = startStream(t, fmt.Sprintf(`
+protocol_version: %q
 urls: [ %s ]
 client_id: %s
 clean_session: false
@@ -368,7 +397,7 @@ topic_mappings:
   - mqtt_topic: %s/#
     danube_topic: /t/x
     qos: 1
-`, brokerURL, id, id), func(_ context.Context, m *service.Message) error {
+`, protocol, brokerURL, id, id), func(_ context.Context, m *service.Message) error {
 		rec.add(m)
 		return nil
 	})

@@ -48,7 +48,7 @@ func benchLoad(b *testing.B, pub paho.Client, topic string, qos byte, n int, c *
 	deadline := time.Now().Add(60 * time.Second)
 	for got.Load()-base < int64(n) {
 		if time.Now().After(deadline) {
-			b.Fatalf("received %d of %d", got.Load()-base, n)
+			b.Fatalf("%s: received %d of %d", topic, got.Load()-base, n)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}

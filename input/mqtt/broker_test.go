@@ -120,6 +120,8 @@ type observer struct {
 	badUser  string
 	pubs     map[string]int // payloads the broker accepted from publishers
 	routes   map[string][]route
+	connects map[string]packets.Packet // client -> its last CONNECT
+	subs     map[string]packets.Packet // client -> its last SUBSCRIBE
 }
 
 // route is one QoS>0 PUBLISH the broker queued for a subscriber: which
@@ -131,7 +133,7 @@ type route struct {
 }
 
 func newObserver() *observer {
-	return &observer{acks: map[string]map[uint16]int{}, ackTotal: map[string]int{}, denySub: map[string]bool{}, pubs: map[string]int{}, routes: map[string][]route{}}
+	return &observer{acks: map[string]map[uint16]int{}, ackTotal: map[string]int{}, denySub: map[string]bool{}, pubs: map[string]int{}, routes: map[string][]route{}, connects: map[string]packets.Packet{}, subs: map[string]packets.Packet{}}
 }
 
 func (o *observer) ID() string { return "test-observer" }
@@ -143,6 +145,7 @@ func (o *observer) Provides(b byte) bool {
 func (o *observer) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.connects[pk.Connect.ClientIdentifier] = pk
 	return o.badUser == "" || string(pk.Connect.Username) != o.badUser
 }
 
@@ -153,6 +156,11 @@ func (o *observer) OnACLCheck(_ *mochi.Client, topic string, write bool) bool {
 }
 
 func (o *observer) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Subscribe {
+		o.mu.Lock()
+		o.subs[cl.ID] = pk
+		o.mu.Unlock()
+	}
 	if t := pk.FixedHeader.Type; t == packets.Puback || t == packets.Pubrec {
 		o.mu.Lock()
 		m := o.acks[cl.ID]
@@ -199,6 +207,22 @@ func (o *observer) published(payload string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.pubs[payload]
+}
+
+// lastConnect and lastSubscribe return the last CONNECT and SUBSCRIBE of a
+// client.
+func (o *observer) lastConnect(client string) (packets.Packet, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	pk, ok := o.connects[client]
+	return pk, ok
+}
+
+func (o *observer) lastSubscribe(client string) (packets.Packet, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	pk, ok := o.subs[client]
+	return pk, ok
 }
 
 func (o *observer) acked(client string, id uint16) int {

@@ -47,6 +47,8 @@ type settings struct {
 	qos            int
 	// retainedOnResume is retained_on_resume: skip or forward (retained.go).
 	retainedOnResume string
+	protocol         string
+	sessionExpiry    string
 }
 
 type willSettings struct {
@@ -68,10 +70,11 @@ type mappingSettings struct {
 
 // checked is what check derives from valid settings.
 type checked struct {
-	urls     []string // split on commas, trimmed
-	will     *willConfig
-	mappings []*mapping
-	plain    bool
+	sessionExpiry uint32   // seconds, MQTT 5 with clean_session: false
+	urls          []string // split on commas, trimmed
+	will          *willConfig
+	mappings      []*mapping
+	plain         bool
 }
 
 func readSettings(conf *service.ParsedConfig) (settings, error) {
@@ -105,6 +108,12 @@ func readSettings(conf *service.ParsedConfig) (settings, error) {
 	}
 	if s.retainedOnResume, err = conf.FieldString(fieldRetainedOnResume); err != nil {
 		return s, fmt.Errorf("%s: %w", fieldRetainedOnResume, err)
+	}
+	if s.protocol, err = conf.FieldString(fieldProtocol); err != nil {
+		return s, fmt.Errorf("%s: %w", fieldProtocol, err)
+	}
+	if s.sessionExpiry, err = conf.FieldString(fieldSessionExpiry); err != nil {
+		return s, fmt.Errorf("%s: %w", fieldSessionExpiry, err)
 	}
 	mconfs, err := conf.FieldObjectList(fieldMappings)
 	if err != nil {
@@ -225,6 +234,14 @@ func (s *settings) check() (c checked, errs []error, warnings []string) {
 	}
 	if err := checkRetainedOnResume(s.retainedOnResume); err != nil {
 		errs = append(errs, err)
+	}
+	if err := checkProtocol(s.protocol); err != nil {
+		errs = append(errs, err)
+	}
+	if exp, err := parseSessionExpiry(s.sessionExpiry); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.sessionExpiry = exp
 	}
 
 	switch {

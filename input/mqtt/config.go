@@ -51,6 +51,9 @@ type config struct {
 	warnings       []string
 
 	retainedOnResume string // retained_on_resume: skip or forward (retained.go)
+
+	protocol      string // protocol_version
+	sessionExpiry uint32 // MQTT 5 session expiry interval in seconds; 0 with clean_session: true
 }
 
 // parseConfig is the start-up validation: the checks of settings.check,
@@ -100,6 +103,10 @@ func parseConfig(conf *service.ParsedConfig) (*config, error) {
 		return nil, fmt.Errorf("%s: %w", fieldOrderedAcks, err)
 	}
 	c.retainedOnResume = s.retainedOnResume
+	c.protocol = s.protocol
+	if !c.cleanSession {
+		c.sessionExpiry = chk.sessionExpiry
+	}
 
 	if c.cleanSession {
 		var qos1 []string
@@ -113,6 +120,25 @@ func parseConfig(conf *service.ParsedConfig) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+// sessionNever is the session_expiry that keeps a session until the broker
+// removes it: 0xFFFFFFFF, which MQTT 5 defines as "does not expire".
+const sessionNever = "never"
+
+// parseSessionExpiry parses session_expiry into seconds.
+func parseSessionExpiry(v string) (uint32, error) {
+	if strings.TrimSpace(v) == sessionNever {
+		return 0xFFFFFFFF, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is neither %s nor a duration such as 24h", fieldSessionExpiry, v, sessionNever)
+	}
+	if d < time.Second || d/time.Second >= 0xFFFFFFFF {
+		return 0, fmt.Errorf("%s: must be %s or between 1s and %v, got %v", fieldSessionExpiry, sessionNever, time.Duration(0xFFFFFFFE)*time.Second, d)
+	}
+	return uint32(d / time.Second), nil
 }
 
 // parseQoS accepts 0, 1, 2 (as numbers or numeric strings) and the Rust

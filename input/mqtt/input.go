@@ -15,11 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
-	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
@@ -58,7 +56,7 @@ const (
 type input struct {
 	cfg  *config
 	log  *service.Logger
-	subs map[string]byte // subscription filter -> QoS
+	subs []subscription // one per mapping, in mapping order
 
 	q      *queue
 	slots  chan struct{} // one token per message in the pipeline, cap max_unacked
@@ -78,22 +76,22 @@ type input struct {
 	gaugeOnce     sync.Once
 	gaugeWG       sync.WaitGroup // the gauge loop, started by the first Connect
 
-	mUnmatched, mPlaceholder, mQoS0Dropped, mAcks, mDup, mNackDropped, mReconnects *service.MetricCounter
-	gUnacked, gQueued, gOldest                                                     *service.MetricGauge
-	unacked                                                                        atomic.Int64
-	unacked0                                                                       atomic.Int64 // the QoS 0 part of unacked (see take)
-	nRetries                                                                       atomic.Int64 // len(retries), read without retryMu
-	readCalls, reconnects, lost, dropped0                                          atomic.Int64 // mirrors of some metrics, for tests
+	mUnmatched, mPlaceholder, mQoS0Dropped, mAcks, mDup, mNackDropped, mReconnects, mExpired *service.MetricCounter
+	gUnacked, gQueued, gOldest                                                               *service.MetricGauge
+	unacked                                                                                  atomic.Int64
+	unacked0                                                                                 atomic.Int64 // the QoS 0 part of unacked (see take)
+	nRetries                                                                                 atomic.Int64 // len(retries), read without retryMu
+	readCalls, reconnects, lost, dropped0                                                    atomic.Int64 // mirrors of some metrics, for tests
 
-	warnUnmatched, warnPlaceholder, warnQoS0, warnNack rateLimited
+	warnUnmatched, warnPlaceholder, warnQoS0, warnNack, warnExpired rateLimited
 
 	skipped *replayCounter // retained replays not forwarded (retained.go)
 }
 
-// connection is one paho client and its lifetime. A fresh client is built for
-// every connection attempt (paho clients are not reused after Disconnect).
+// connection is one transport session and its lifetime. A fresh one is built
+// for every connection attempt.
 type connection struct {
-	client   paho.Client
+	client   session
 	acks     *ackReleaser // nil when acknowledgements go out in completion order
 	lost     chan struct{}
 	lostOnce sync.Once
@@ -124,7 +122,6 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	in := &input{
 		cfg:          cfg,
 		log:          mgr.Logger(),
-		subs:         map[string]byte{},
 		q:            newQueue(cfg.maxUnacked),
 		slots:        make(chan struct{}, cfg.maxUnacked),
 		closed:       make(chan struct{}),
@@ -137,13 +134,14 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 		mDup:         m.NewCounter("mqtt_input_duplicates"),
 		mNackDropped: m.NewCounter("mqtt_input_nack_dropped"),
 		mReconnects:  m.NewCounter("mqtt_input_reconnects"),
+		mExpired:     m.NewCounter("mqtt_input_expired"),
 		gUnacked:     m.NewGauge("mqtt_input_unacked"),
 		gQueued:      m.NewGauge("mqtt_input_queued"),
 		gOldest:      m.NewGauge(metricOldestUnacked),
 		skipped:      newReplayCounter(m),
 	}
 	for _, mp := range cfg.mappings {
-		in.subs[mp.filter.Subscription()] = mp.qos
+		in.subs = append(in.subs, subscription{filter: mp.filter.Subscription(), qos: mp.qos})
 	}
 	for _, w := range cfg.warnings {
 		in.log.Warn(w)
@@ -152,52 +150,13 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	return in, nil
 }
 
-// clientOptions builds paho options for one connection.
-func (in *input) clientOptions(c *connection) *paho.ClientOptions {
-	cfg := in.cfg
-	o := paho.NewClientOptions()
-	for _, u := range cfg.urls {
-		o.AddBroker(u)
-	}
-	o.SetClientID(cfg.clientID).
-		SetCleanSession(cfg.cleanSession).
-		SetKeepAlive(cfg.keepalive).
-		SetConnectTimeout(cfg.connectTimeout).
-		SetWriteTimeout(cfg.connectTimeout).
-		SetCustomOpenConnectionFn(mqttconn.OpenConnection). // a buffered reader under paho
-		SetAutoReconnect(false).                            // we own the reconnect loop (fresh client, backoff, resubscribe)
-		SetConnectRetry(false).
-		SetResumeSubs(false).
-		SetAutoAckDisabled(true). // PUBACK/PUBREC only from the Benthos ack
-		SetOrderMatters(true).    // handler runs on the router goroutine; it blocks only for bounded QoS 0 back-pressure
-		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { in.handle(c, m) }).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			in.log.Warnf("MQTT connection lost: %v", redact.Error(err))
-			in.lost.Add(1)
-			c.markLost()
-		})
-	if cfg.user != "" {
-		o.SetUsername(cfg.user)
-	}
-	if cfg.password != "" {
-		o.SetPassword(cfg.password)
-	}
-	if cfg.tls != nil {
-		o.SetTLSConfig(cfg.tls)
-	}
-	if cfg.will != nil {
-		o.SetWill(cfg.will.topic, cfg.will.payload, cfg.will.qos, cfg.will.retained)
-	}
-	return o
-}
-
 // handle runs on paho's router goroutine for every PUBLISH (no routes are
 // registered, so everything reaches the default handler exactly once,
 // including messages a persistent session delivers before SUBACK). It must
 // block only for QoS 0 back-pressure (queue.push, bounded); otherwise it
 // appends to the queue, or acknowledges a retained replay it skips
 // (skipReplay).
-func (in *input) handle(c *connection, m paho.Message) {
+func (in *input) handle(c *connection, m message) {
 	if m.Qos() > 0 && c.acks != nil {
 		m = c.acks.track(m)
 	}
@@ -232,7 +191,7 @@ func (in *input) Connect(ctx context.Context) error {
 		return nil
 	}
 	if old != nil {
-		old.client.Disconnect(0)
+		old.client.disconnect(false)
 	}
 	if err := in.connect(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -262,62 +221,42 @@ func (in *input) connect(ctx context.Context) error {
 	if in.cfg.orderedAcks {
 		c.acks = newAckReleaser(func(n int) { in.mAcks.Incr(int64(n)) })
 	}
-	c.client = paho.NewClient(in.clientOptions(c))
-	// Paho bounds the dial and CONNACK by connect_timeout per URL; the wait
-	// here only adds a margin so a stuck handshake can never hang Connect.
-	limit := in.cfg.connectTimeout*time.Duration(len(in.cfg.urls)) + 5*time.Second
-	tok := c.client.Connect()
-	if err := waitToken(ctx, tok, limit); err != nil {
-		c.client.Disconnect(0)
-		return redact.Error(fmt.Errorf("connecting to MQTT broker %v as client_id %q: %w", redact.URLs(in.cfg.urls), in.cfg.clientID, err))
+	sess, sessionPresent, err := in.dial(ctx, c)
+	if err != nil {
+		return err
 	}
-	sessionPresent := tok.(*paho.ConnectToken).SessionPresent()
+	c.client = sess
 	in.watchReplays(c, sessionPresent) // before the SUBSCRIBE its replays answer
 
-	stok := c.client.SubscribeMultiple(in.subs, nil)
-	if err := waitToken(ctx, stok, in.cfg.connectTimeout); err != nil {
-		c.client.Disconnect(0)
+	res, err := sess.subscribe(ctx, in.subs)
+	if err != nil {
+		sess.disconnect(false)
 		return fmt.Errorf("subscribing to %d filters: %w", len(in.subs), err)
 	}
 	var refused []string
-	for _, mp := range in.cfg.mappings {
-		f := mp.filter.Subscription()
+	for i, sub := range in.subs {
 		// 0x80 is MQTT 3.1.1's only failure code; some brokers answer
 		// with MQTT 5 codes. mochi answers 0x91 (packet identifier in use)
 		// when the resumed session still has a message in flight under
 		// the SUBSCRIBE's packet id: the session's subscription stays in
 		// force, and reconnecting would only meet the same answer, so it
 		// is a warning. Any other code from 0x80 up is a refusal.
-		code, ok := stok.(*paho.SubscribeToken).Result()[f]
+		r := res[i]
 		switch {
-		case !ok || code < 0x80:
-		case code == 0x91:
-			in.log.Warnf("The MQTT broker answered SUBACK 0x91 (packet identifier in use) to the re-subscription of filter %q: the session's existing subscription stays in force, but a new filter or a changed QoS takes effect only at a later reconnect", f)
+		case r.code < 0x80:
+		case r.code == 0x91:
+			in.log.Warnf("The MQTT broker answered SUBACK 0x91 (packet identifier in use) to the re-subscription of filter %q: the session's existing subscription stays in force, but a new filter or a changed QoS takes effect only at a later reconnect", sub.filter)
 		default:
-			refused = append(refused, fmt.Sprintf("%q (SUBACK 0x%02x)", f, code))
+			refused = append(refused, fmt.Sprintf("%q (SUBACK 0x%02x %s%s)", sub.filter, r.code, subackReason(r.code), reasonSuffix(r.reason)))
 		}
 	}
 	if len(refused) > 0 {
-		c.client.Disconnect(0)
+		sess.disconnect(false)
 		return fmt.Errorf("the MQTT broker refused the subscription to filter %v: check the broker's ACL for client_id %q and user %q, and its support for the filter", refused, in.cfg.clientID, in.cfg.user)
 	}
 	in.conn.Store(c)
-	in.log.Infof("Connected to MQTT broker %v as client_id %q (session present: %v), subscribed to %d filters", redact.URLs(in.cfg.urls), in.cfg.clientID, sessionPresent, len(in.subs))
+	in.log.Infof("Connected to MQTT broker %v as client_id %q over MQTT %s (session present: %v), subscribed to %d filters", redact.URLs(in.cfg.urls), in.cfg.clientID, in.cfg.protocol, sessionPresent, len(in.subs))
 	return nil
-}
-
-// waitToken waits for tok, ctx or the limit, whichever comes first.
-func waitToken(ctx context.Context, tok paho.Token, limit time.Duration) error {
-	t := time.NewTimer(limit)
-	defer t.Stop()
-	select {
-	case <-tok.Done():
-		return tok.Error()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return fmt.Errorf("no answer from the broker within %v", limit)
-	}
 }
 
 // routing says how toMessage routed a message.
@@ -332,7 +271,7 @@ const (
 // toMessage converts a paho message, applying the first matching mapping.
 // It has no side effects, so a nacked message can be rebuilt from the MQTT
 // message for every re-delivery; countArrival counts and logs it once.
-func (in *input) toMessage(m paho.Message) (*service.Message, routing) {
+func (in *input) toMessage(m message) (*service.Message, routing) {
 	topic := m.Topic()
 	msg := service.NewMessage(m.Payload())
 	msg.MetaSetMut("mqtt_topic", topic)
@@ -392,7 +331,7 @@ func markDeadLetter(msg *service.Message, reason string, err error, topic, mappi
 
 // countArrival updates the metrics and rate-limited warnings for a message
 // delivered for the first time.
-func (in *input) countArrival(m paho.Message, msg *service.Message, r routing) {
+func (in *input) countArrival(m message, msg *service.Message, r routing) {
 	if m.Duplicate() {
 		in.mDup.Incr(1)
 	}
@@ -469,7 +408,7 @@ func (in *input) Close(ctx context.Context) error {
 	go func() {
 		defer close(done)
 		c.markLost() // first: releases a handler blocked on QoS 0 back-pressure
-		c.client.Disconnect(disconnectQuiesce)
+		c.client.disconnect(true)
 	}()
 	select {
 	case <-done:

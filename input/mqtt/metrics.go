@@ -9,7 +9,7 @@ import "github.com/redpanda-data/benthos/v4/public/service"
 // increase(mqtt_input_reconnects[1h]) would see no data instead of 0.
 func (in *input) exposeMetrics() {
 	for _, c := range []*service.MetricCounter{
-		in.mUnmatched, in.mPlaceholder, in.mQoS0Dropped, in.mAcks, in.mDup, in.mNackDropped, in.mReconnects,
+		in.mUnmatched, in.mPlaceholder, in.mQoS0Dropped, in.mAcks, in.mDup, in.mNackDropped, in.mReconnects, in.mExpired,
 	} {
 		c.Incr(0)
 	}

@@ -138,9 +138,15 @@ func (b *mosquittoBroker) logText() string {
 // publishes 3000 messages and the bridge consumes them with a persistent
 // session: the input reconnects, resubscribes and nothing is missing.
 func TestBrokerRestartMosquitto(t *testing.T) {
+	for _, protocol := range []string{protocol311, protocol5} {
+		t.Run("mqtt"+protocol, func(t *testing.T) { testBrokerRestartMosquitto(t, protocol) })
+	}
+}
+
+func testBrokerRestartMosquitto(t *testing.T, protocol string) {
 	b := newMosquitto(t)
 	const n = 3000
-	_, ts, rec, all, done := startRestartLoad(t, b.url(), n)
+	_, ts, rec, all, done := startRestartLoad(t, b.url(), n, protocol)
 	b.stop()
 	atStop := rec.unique()
 	b.start()

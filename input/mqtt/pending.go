@@ -3,21 +3,19 @@ package mqtt
 import (
 	"fmt"
 	"strings"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // take counts m as handed to the pipeline and not yet acknowledged; release
 // undoes it once the pipeline acknowledged m for good. QoS 0 messages are
 // counted apart so that Close can say which ones the broker will redeliver.
-func (in *input) take(m paho.Message) {
+func (in *input) take(m message) {
 	in.unacked.Add(1)
 	if m.Qos() == 0 {
 		in.unacked0.Add(1)
 	}
 }
 
-func (in *input) release(m paho.Message) {
+func (in *input) release(m message) {
 	in.unacked.Add(-1)
 	if m.Qos() == 0 {
 		in.unacked0.Add(-1)

@@ -3,8 +3,6 @@ package mqtt
 import (
 	"sync"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // queue is the hand-off between paho's router goroutine (push) and ReadBatch
@@ -39,7 +37,7 @@ const qos0MaxBlock = 5 * time.Second
 
 // queued is a received message and when it arrived (unix nanoseconds).
 type queued struct {
-	m  paho.Message
+	m  message
 	at int64
 }
 
@@ -50,7 +48,7 @@ func newQueue(maxQoS0 int) *queue {
 // push appends m. A QoS 0 message waits for room (see queue) until stop is
 // closed or maxBlock passes without the pipeline taking anything; push
 // reports false when it was dropped.
-func (q *queue) push(m paho.Message, at int64, stop <-chan struct{}) bool {
+func (q *queue) push(m message, at int64, stop <-chan struct{}) bool {
 	q.mu.Lock()
 	if m.Qos() == 0 {
 		var timer *time.Timer

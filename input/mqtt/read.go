@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
@@ -101,8 +100,22 @@ func (in *input) ReadBatch(ctx context.Context) (service.MessageBatch, service.A
 // pipeline changed in an earlier attempt.
 func (in *input) batchOf(ds []*delivery) (service.MessageBatch, service.AckFunc, error) {
 	batch := make(service.MessageBatch, len(ds))
+	var now int64
 	for i, d := range ds {
 		msg, r := in.toMessage(d.m)
+		if p := propertiesOf(d.m); p != nil {
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
+			if setProperties(msg, p, d.at, now) {
+				in.markExpired(msg, d.m, p, d.at, now)
+				if !d.expired {
+					d.expired = true
+					in.mExpired.Incr(1)
+					in.warnExpired.warn(in.log, "%v; marked for the dead-letter destination (dead_letter_reason: expired)", msg.GetError())
+				}
+			}
+		}
 		if d.fresh {
 			in.countArrival(d.m, msg, r)
 			d.fresh = false
@@ -127,12 +140,13 @@ func stopTimer(t *time.Timer) {
 // delivery is one received MQTT message on its way through the pipeline.
 // Every (re)delivery builds a fresh Benthos message from it.
 type delivery struct {
-	m        paho.Message
+	m        message
 	at       int64 // arrival, unix nanoseconds
 	fresh    bool  // not handed to the pipeline yet
 	attempts int
 	due      time.Time
 	settled  bool // acknowledged; guarded by the ledger's lock
+	expired  bool // its MQTT 5 message expiry ran out (counted once)
 }
 
 // retryDelay is the wait before re-delivering a message nacked attempts

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/input/mqtt/topicmatch"
@@ -98,7 +97,7 @@ func newReplayFilter(mappings []*mapping, resumed bool) *replayFilter {
 
 // replay reports whether m is a replay of this connection's SUBSCRIBE that
 // the session already had, on an earlier connection or as an earlier copy.
-func (f *replayFilter) replay(m paho.Message) bool {
+func (f *replayFilter) replay(m message) bool {
 	if !m.Retained() || m.Duplicate() || m.Qos() == 0 {
 		return false
 	}
@@ -134,7 +133,17 @@ func newReplayCounter(m *service.Metrics) *replayCounter {
 // watchReplays makes c skip retained replays from now on, when
 // retained_on_resume is skip. It must be called after the CONNACK and before
 // the SUBSCRIBE.
+//
+// Over MQTT 5 a resumed session gets no replays: the input subscribes with
+// Retain Handling 1 (send retained messages only for a subscription the
+// session did not have), so there is nothing to skip, and a RETAIN=1 copy
+// that arrives is one the broker had queued and never sent, to be forwarded.
+// A new session still gets one copy per matching subscription, and the
+// filter skips the further ones as for MQTT 3.1.1.
 func (in *input) watchReplays(c *connection, sessionPresent bool) {
+	if in.cfg.protocol == protocol5 && sessionPresent {
+		return
+	}
 	if in.cfg.retainedOnResume == retainedSkip {
 		c.replays.Store(newReplayFilter(in.cfg.mappings, sessionPresent))
 	}
@@ -145,7 +154,7 @@ func (in *input) watchReplays(c *connection, sessionPresent bool) {
 // goroutine. A QoS 1/2 message tracked for ordered acks is completed at once,
 // so its PUBACK/PUBREC goes out as soon as every earlier message of the
 // connection was acknowledged, and it never holds the window.
-func (in *input) skipReplay(c *connection, m paho.Message) bool {
+func (in *input) skipReplay(c *connection, m message) bool {
 	f := c.replays.Load()
 	if f == nil || !f.replay(m) {
 		return false

@@ -33,6 +33,9 @@ const (
 	fieldMapReliable    = "reliable_dispatch"
 
 	fieldRetainedOnResume = "retained_on_resume"
+
+	fieldProtocol      = "protocol_version"
+	fieldSessionExpiry = "session_expiry"
 )
 
 // Spec returns the configuration spec of the mqtt input.
@@ -43,9 +46,16 @@ func Spec() *service.ConfigSpec {
 		Beta().
 		Categories("Services").
 		Version("0.1.0").
-		Summary("Subscribes to an MQTT 3.1.1 broker, routes each message to a Danube topic through `topic_mappings`, and acknowledges it to the broker (PUBACK/PUBREC) only after the pipeline's output has confirmed it.").
+		Summary("Subscribes to an MQTT 3.1.1 or MQTT 5 broker, routes each message to a Danube topic through `topic_mappings`, and acknowledges it to the broker (PUBACK/PUBREC) only after the pipeline's output has confirmed it.").
 		Description(specDescription).
 		Fields(
+			// A plain string field: Benthos' enum lint looks each value up as a
+			// Bloblang path, and "3.1.1" is a path of three levels; the input's
+			// own check (lint and start-up) rejects other values.
+			service.NewStringField(fieldProtocol).
+				Description("MQTT protocol version spoken to the broker: `3.1.1` (Eclipse paho.mqtt.golang) or `5` (Eclipse paho.golang: PUBLISH properties become metadata (content type, response topic, correlation data, user properties, …), the session expiry interval replaces `clean_session`, Receive Maximum is `max_unacked`, and a resumed session does not get retained messages again through Retain Handling 1). Both run the same data path: acknowledgements only after the output confirmed, in arrival order, persistent sessions, back-pressure, natural batches, dead-letter marking.").
+				Examples(protocol311, protocol5).
+				Default(protocol311),
 			service.NewURLListField(fieldURLs).
 				Description("Broker URLs to connect to, tried in order. Schemes: `tcp://` (or `mqtt://`), `ssl://` (or `tls://`, `mqtts://`), `ws://`, `wss://`, `unix://`. A port is required (1883 is the usual plain port, 8883 the TLS one) except with `ws://` and `wss://`, which default to 80 and 443. Items containing commas are split. `lint` and start-up reject a URL the client could not dial.").
 				Example([]string{"tcp://localhost:1883"}),
@@ -79,6 +89,11 @@ func Spec() *service.ConfigSpec {
 			service.NewBoolField(fieldCleanSession).
 				Description("Start a clean session on every connect. Set to `false` (with a stable `client_id`) so the broker keeps the subscriptions and queues QoS 1/2 messages while the bridge is down; they arrive after it restarts. Subscriptions are re-sent on every connect whatever this says.").
 				Default(true),
+			service.NewStringField(fieldSessionExpiry).
+				Description("MQTT 5 only: the session expiry interval sent with `clean_session: false`, how long the broker keeps the session (subscriptions and queued QoS 1/2 messages) after the bridge disconnected. `never` (the default, 0xFFFFFFFF) keeps it as an MQTT 3.1.1 persistent session is kept, until the broker's own policy removes it; or a duration from `1s`, rounded down to whole seconds. With `clean_session: true` the input sends Clean Start and a session expiry of 0: the session ends with the connection, as a 3.1.1 clean session.").
+				Default(sessionNever).
+				Examples("never", "24h", "168h").
+				Advanced(),
 			service.NewObjectField(fieldWill,
 				service.NewBoolField("enabled").Description("Register a last-will message.").Default(false),
 				service.NewIntField("qos").Description("QoS of the will message (0, 1 or 2).").Default(0),
@@ -180,7 +195,9 @@ input:
 }
 
 const specDescription = `
-Built on the Eclipse Paho Go client (MQTT 3.1.1).
+Built on the Eclipse Paho Go clients: paho.mqtt.golang for MQTT 3.1.1 (the default), paho.golang for MQTT 5
+(` + "`protocol_version: 5`" + `). Both protocols run the same input: acknowledgements, ordering, retries, flow control,
+mappings, metadata and dead-letter marking are shared; only the connection differs.
 
 == Acknowledgements and delivery guarantee
 
@@ -315,6 +332,14 @@ session, not given to another member: lost.
 - ` + "`mqtt_message_id`" + ` (int): the packet identifier (0 at QoS 0).
 - ` + "`mqtt_filter`" + ` (string): in the plain ` + "`topics`" + ` form only, the subscription filter that matched, as
   sent to the broker. With ` + "`topic_mappings`" + `, ` + "`danube_topic`" + ` tells the mappings apart.
+- MQTT 5 only, each when the PUBLISH carries the property: ` + "`mqtt_content_type`" + ` (string),
+  ` + "`mqtt_response_topic`" + ` (string), ` + "`mqtt_correlation_data`" + ` (string: the binary data in standard base64, RFC 4648,
+  padded), ` + "`mqtt_payload_format`" + ` (int, 0 bytes or 1 UTF-8), ` + "`mqtt_message_expiry`" + ` (int, seconds left),
+  ` + "`mqtt_subscription_ids`" + ` (string, decimal; paho.golang reads one identifier per PUBLISH, and the input sets none on
+  its subscriptions), and ` + "`mqtt_user_<key>`" + ` (string) for each user property; a key the PUBLISH repeats keeps its last
+  value, as in Danube Edge. ` + "`mqttmeta.Attribute`" + ` maps them to the attributes ` + "`mqtt.content_type`" + `,
+  ` + "`mqtt.response_topic`" + `, ` + "`mqtt.correlation_data`" + `, ` + "`mqtt.payload_format`" + `, ` + "`mqtt.message_expiry`" + `,
+  ` + "`mqtt.subscription_ids`" + ` and ` + "`mqtt.user.<key>`" + ` (values unchanged).
 - ` + "`danube_topic`" + ` (string), ` + "`danube_partitions`" + ` (int), ` + "`danube_reliable_dispatch`" + ` (bool): from the
   matching mapping (not set in the plain ` + "`topics`" + ` form).
 - the keys of the matching mapping's ` + "`attributes`" + ` (string): the raw values of its named placeholders.
@@ -323,11 +348,39 @@ The ` + "`danube`" + ` output writes ` + "`mqtt_topic`" + `, ` + "`mqtt_qos`" + 
 as ` + "`mqtt.topic`" + `, ` + "`mqtt.qos`" + `, ` + "`mqtt.retain`" + ` and ` + "`mqtt.dup`" + `, plus ` + "`source: mqtt`" + ` (its
 ` + "`attribute_names`" + `); Bloblang sees the names above.
 
+== MQTT 5
+
+With ` + "`protocol_version: 5`" + `:
+
+- Properties become metadata (see Metadata), which ` + "`mqttmeta`" + ` names as Danube Edge's attributes
+  ` + "`mqtt.content_type`" + `, ` + "`mqtt.response_topic`" + ` and ` + "`mqtt.user.<key>`" + `.
+- Sessions: ` + "`clean_session: true`" + ` sends Clean Start and a session expiry of 0 (the session ends with the
+  connection); ` + "`clean_session: false`" + ` sends no Clean Start and ` + "`session_expiry`" + ` (default ` + "`never`" + `, as a
+  3.1.1 persistent session).
+- Flow: the CONNECT's Receive Maximum is ` + "`max_unacked`" + ` (at most 65535), so the broker never has more unacknowledged
+  QoS 1/2 messages out to the bridge than the input holds; PUBACK/PUBREC go out in arrival order only after the
+  output confirmed, as over 3.1.1.
+- Retained messages: with ` + "`clean_session: false`" + ` and ` + "`retained_on_resume: skip`" + ` every subscription is sent with
+  Retain Handling 1, so a resumed session gets no replays at all (a mapping the session did not have gets the
+  current retained messages, unlike 3.1.1); ` + "`forward`" + ` sends Retain Handling 0.
+- A refused subscription names the filter, the reason code and its meaning, and the broker's reason string; a
+  DISCONNECT from the broker is logged with its reason code and reason string; a broker that refuses MQTT 5
+  (CONNACK 0x84, or a 3.1.1 answer) fails the connection with an error saying to set ` + "`protocol_version: 3.1.1`" + `.
+- Topic aliases: the input announces none, so the broker sends every topic in full; aliases a broker sends anyway
+  are resolved per connection. A malformed packet or an alias without a topic ends the connection with the error
+  logged; the message is not acknowledged, so the broker redelivers it.
+- Message expiry: ` + "`mqtt_message_expiry`" + ` is what is left when the message enters the pipeline. A message whose
+  expiry ran out while it waited in the bridge (for the pipeline or in retry) is marked for the dead-letter
+  destination (` + "`dead_letter_reason: expired`" + `), counted in ` + "`mqtt_input_expired`" + `, and acknowledged once the
+  output wrote it there: never dropped silently.
+- Shared subscriptions ` + "`$share/<group>/<filter>`" + ` are sent as MQTT 5 defines them; a broker that announces no
+  shared subscription support makes the connection fail with that reason.
+
 == Metrics
 
 ` + "`mqtt_input_unmatched`" + `, ` + "`mqtt_input_placeholder_errors`" + `, ` + "`mqtt_input_qos0_dropped`" + `,
 ` + "`mqtt_input_acks_sent`" + ` (PUBACK/PUBREC), ` + "`mqtt_input_duplicates`" + ` (messages with the DUP flag),
-` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + `, ` + "`mqtt_input_retained_skipped`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
+` + "`mqtt_input_nack_dropped`" + `, ` + "`mqtt_input_reconnects`" + `, ` + "`mqtt_input_retained_skipped`" + `, ` + "`mqtt_input_expired`" + ` (counters) and ` + "`mqtt_input_unacked`" + `,
 ` + "`mqtt_input_queued`" + ` (gauges, refreshed every second), in addition to Benthos' ` + "`input_*`" + ` metrics.
 ` + "`mqtt_input_oldest_unacked_age_seconds`" + ` (gauge, refreshed every second) is the age of the oldest message
 received from MQTT and not yet acknowledged to it, waiting or in the pipeline (0 when there is none): one alert

@@ -84,6 +84,9 @@ const (
 	// cannot send as it is (its key, QoS, retain flag or routing metadata
 	// cannot be read).
 	ReasonInvalidMessage = "invalid_message"
+	// ReasonExpired: an MQTT 5 message whose Message Expiry Interval ran
+	// out while it waited in the bridge (for the pipeline or in retry).
+	ReasonExpired = "expired"
 )
 
 // MappingNone is the Mapping value of a message that matched no mapping.

@@ -23,8 +23,11 @@ loopback ports, a simulated fleet of sensors publishing to the four topic
 families of config/mqtt-to-danube.yaml, and that pipeline between them. The
 live view shows the message count per Danube topic and partition and the
 latest message with its attributes, refreshed every second. Ctrl-C stops it.
+The fleet publishes MQTT 5 with properties (content type, response topic,
+user properties); run config/mqtt5.yaml to see them as Danube attributes.
 
   benthos-danube demo
+  benthos-danube demo --config config/mqtt5.yaml
   go run ./cmd/benthos-danube demo`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "devices", Value: 3, Usage: "number of simulated telemetry devices"},

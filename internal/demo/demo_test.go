@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/benthos-danube/benthos-danube/config"
 	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 )
 
@@ -53,6 +54,36 @@ func TestRunShowsArrivalsAndStopsCleanly(t *testing.T) {
 	assert.Contains(t, s, "Stopping the demo.")
 	if i := bytes.LastIndex([]byte(s), []byte("benthos-danube demo")); i >= 0 {
 		t.Logf("last frame:\n%s", s[i:])
+	}
+}
+
+// TestRunMQTT5: with config/mqtt5.yaml the fleet's MQTT 5 properties show up
+// as Danube Edge's attributes.
+func TestRunMQTT5(t *testing.T) {
+	out := &syncbuf.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Out: out, Refresh: 200 * time.Millisecond, PublishInterval: 100 * time.Millisecond,
+			ConfigYAML: config.MQTT5, ConfigName: "config/mqtt5.yaml"})
+	}()
+	want := []string{"/iot/device_telemetry", "mqtt.user.schema=telemetry-v2", "mqtt.content_type=application/json", "mqtt.user.device=device", "mqtt.response_topic=devices/"}
+	require.Eventually(t, func() bool {
+		s := out.String()
+		for _, w := range want {
+			if !bytes.Contains([]byte(s), []byte(w)) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 100*time.Millisecond, "live view so far:\n%s", out)
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
 	}
 }
 

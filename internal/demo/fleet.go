@@ -7,26 +7,34 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.golang/packets"
+	paho "github.com/eclipse/paho.golang/paho"
 )
 
-// sensor is one simulated publisher: an MQTT topic, its QoS and a payload
-// generator.
+// sensor is one simulated publisher: an MQTT topic, its QoS, its MQTT 5
+// user properties and a payload generator.
 type sensor struct {
 	topic   string
 	qos     byte
 	payload func(seq int, now time.Time) map[string]any
+	user    paho.UserProperties
 }
 
-// fleet publishes readings of simulated sensors over one real MQTT
-// connection. The topics cover the four mapped families of
-// config/mqtt-to-danube.yaml, including the overlap of sensors/+/zone1 and
-// sensors/temp/#.
+// fleet publishes readings of simulated sensors over one real MQTT 5
+// connection, each with MQTT 5 properties: content type application/json and
+// user properties naming the schema (and, for devices, the device and its
+// firmware); devices also carry a response topic. The topics cover the four
+// mapped families of config/mqtt-to-danube.yaml, including the overlap of
+// sensors/+/zone1 and sensors/temp/#, and the device topics of
+// config/mqtt5.yaml. A 3.1.1 subscriber gets the messages without the
+// properties.
 type fleet struct {
-	client    paho.Client
+	client    *paho.Client
 	sensors   []sensor
 	published atomic.Int64
 	failed    atomic.Int64
@@ -41,42 +49,62 @@ func fleetSensors(devices int) []sensor {
 	s := []sensor{
 		{"sensors/temp/zone1", 1, func(seq int, now time.Time) map[string]any {
 			return map[string]any{"temperature": wave(21, 2, seq), "unit": "celsius", "timestamp": now.Unix()}
-		}},
+		}, nil},
 		{"sensors/humidity/zone1", 1, func(seq int, now time.Time) map[string]any {
 			return map[string]any{"humidity": wave(45, 5, seq), "unit": "percent", "timestamp": now.Unix()}
-		}},
+		}, nil},
 		{"sensors/temp/zone2", 1, func(seq int, now time.Time) map[string]any {
 			return map[string]any{"temperature": wave(18, 3, seq), "unit": "celsius", "timestamp": now.Unix()}
-		}},
+		}, nil},
 		{"sensors/temp/zone3/rack7", 1, func(seq int, now time.Time) map[string]any {
 			return map[string]any{"temperature": wave(30, 1, seq), "unit": "celsius", "timestamp": now.Unix()}
-		}},
+		}, nil},
 		{"debug/gateway-1/heartbeat", 0, func(seq int, now time.Time) map[string]any {
 			return map[string]any{"uptime_s": seq, "timestamp": now.Unix()}
-		}},
+		}, nil},
+	}
+	for i := range s {
+		s[i].user = paho.UserProperties{{Key: "schema", Value: "reading-v1"}}
 	}
 	for i := 1; i <= devices; i++ {
-		s = append(s, sensor{fmt.Sprintf("devices/device%03d/telemetry", i), 1, func(seq int, now time.Time) map[string]any {
+		dev := fmt.Sprintf("device%03d", i)
+		s = append(s, sensor{"devices/" + dev + "/telemetry", 1, func(seq int, now time.Time) map[string]any {
 			return map[string]any{"battery": max(0, 100-seq/20), "signal": -50 - rand.IntN(30), "seq": seq, "timestamp": now.Unix()}
-		}})
+		}, paho.UserProperties{{Key: "schema", Value: "telemetry-v2"}, {Key: "device", Value: dev}, {Key: "firmware", Value: "1.4." + fmt.Sprint(i%3)}}})
 	}
 	return s
 }
 
+// publish sends one message and waits for the broker's PUBACK (QoS 1).
+func (f *fleet) publish(ctx context.Context, s sensor, body []byte) error {
+	props := &paho.PublishProperties{ContentType: "application/json", User: s.user}
+	if len(body) > 0 && body[0] != '{' {
+		props.ContentType = "application/octet-stream"
+	}
+	if s.qos > 0 {
+		props.ResponseTopic = s.topic + "/reply"
+	}
+	_, err := f.client.Publish(ctx, &paho.Publish{Topic: s.topic, QoS: s.qos, Payload: body, Properties: props})
+	return err
+}
+
+// newFleet connects the fleet to the demo's embedded broker (which never
+// restarts, so the fleet does not reconnect).
 func newFleet(mqttURL string, devices int) (*fleet, error) {
-	opts := paho.NewClientOptions().
-		AddBroker(mqttURL).
-		SetClientID("demo-fleet").
-		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectTimeout(5 * time.Second).
-		SetOrderMatters(false)
-	c := paho.NewClient(opts)
-	tok := c.Connect()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		c.Disconnect(0)
-		return nil, fmt.Errorf("connecting the simulated fleet to %s: %v", mqttURL, tok.Error())
+	u, err := url.Parse(mqttURL)
+	if err != nil {
+		return nil, fmt.Errorf("the simulated fleet's broker URL %q: %w", mqttURL, err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("connecting the simulated fleet to %s: %w", mqttURL, err)
+	}
+	c := paho.NewClient(paho.ClientConfig{ClientID: "demo-fleet", Conn: packets.NewThreadSafeConn(conn)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "demo-fleet", CleanStart: true, KeepAlive: 30}); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("connecting the simulated fleet to %s over MQTT 5: %w", mqttURL, err)
 	}
 	return &fleet{client: c, sensors: fleetSensors(devices)}, nil
 }
@@ -98,25 +126,20 @@ func (f *fleet) run(ctx context.Context, interval time.Duration, log *slog.Logge
 	for seq := 0; ; seq++ {
 		now := time.Now()
 		if seq == poisonSeq {
-			tok := f.client.Publish(poisonTopic, 1, false, make([]byte, poisonSize))
-			select {
-			case <-tok.Done():
-			case <-ctx.Done():
-				return
-			}
-			if err := tok.Error(); err != nil {
+			poison := sensor{topic: poisonTopic, qos: 1, user: paho.UserProperties{{Key: "schema", Value: "firmware-dump"}}}
+			if err := f.publish(ctx, poison, make([]byte, poisonSize)); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
 				log.Warn("fleet publish failed", "topic", poisonTopic, "error", err)
 			}
 		}
 		for _, s := range f.sensors {
 			body, _ := json.Marshal(s.payload(seq, now))
-			tok := f.client.Publish(s.topic, s.qos, false, body)
-			select {
-			case <-tok.Done():
-			case <-ctx.Done():
-				return
-			}
-			if err := tok.Error(); err != nil {
+			if err := f.publish(ctx, s, body); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
 				f.failed.Add(1)
 				log.Warn("fleet publish failed", "topic", s.topic, "error", err)
 				continue
@@ -131,4 +154,4 @@ func (f *fleet) run(ctx context.Context, interval time.Duration, log *slog.Logge
 	}
 }
 
-func (f *fleet) close() { f.client.Disconnect(250) }
+func (f *fleet) close() { _ = f.client.Disconnect(&paho.Disconnect{}) }

@@ -25,6 +25,27 @@ const (
 	Filter    = "mqtt_filter"     // the matching subscription, when the input runs without mappings
 )
 
+// Metadata keys of MQTT 5 PUBLISH properties, set by the mqtt input with
+// protocol_version: 5, each only when the PUBLISH carries the property.
+const (
+	ContentType   = "mqtt_content_type"   // Content Type (string)
+	ResponseTopic = "mqtt_response_topic" // Response Topic (string)
+	// CorrelationData is the binary Correlation Data in standard base64
+	// (RFC 4648 §4, padded), in the metadata and in the attribute alike.
+	CorrelationData = "mqtt_correlation_data"
+	PayloadFormat   = "mqtt_payload_format" // Payload Format Indicator: 0 bytes, 1 UTF-8 (int)
+	// MessageExpiry is the Message Expiry Interval left when the message
+	// entered the pipeline, in whole seconds (int, rounded up).
+	MessageExpiry = "mqtt_message_expiry"
+	// SubscriptionIDs is the Subscription Identifier of the PUBLISH,
+	// decimal; several are comma-separated.
+	SubscriptionIDs = "mqtt_subscription_ids"
+	// UserPrefix starts the key of each User Property: mqtt_user_<key>,
+	// the value a string. A key the PUBLISH repeats keeps its last value,
+	// as Danube Edge does.
+	UserPrefix = "mqtt_user_"
+)
+
 // Metadata keys of the routing decision, set by the mqtt input from the
 // matching mapping and read by the danube output.
 const (
@@ -49,6 +70,16 @@ const (
 	AttrDup       = "mqtt.dup"
 	AttrSource    = "source"
 	AttrSourceVal = "mqtt"
+
+	// MQTT 5 properties. Danube Edge writes the first two and the user
+	// properties; the others follow the same style (Edge drops them).
+	AttrContentType     = "mqtt.content_type"
+	AttrResponseTopic   = "mqtt.response_topic"
+	AttrCorrelationData = "mqtt.correlation_data"
+	AttrPayloadFormat   = "mqtt.payload_format"
+	AttrMessageExpiry   = "mqtt.message_expiry"
+	AttrSubscriptionIDs = "mqtt.subscription_ids"
+	AttrUserPrefix      = "mqtt.user." // + the user property's key, as Edge
 )
 
 // AttrPrefix starts the Danube attribute names of MQTT properties
@@ -62,6 +93,13 @@ var connectorNames = map[string]string{
 	QoS:       AttrQoS,
 	Retained:  AttrRetain,
 	Duplicate: AttrDup,
+
+	ContentType:     AttrContentType,
+	ResponseTopic:   AttrResponseTopic,
+	CorrelationData: AttrCorrelationData,
+	PayloadFormat:   AttrPayloadFormat,
+	MessageExpiry:   AttrMessageExpiry,
+	SubscriptionIDs: AttrSubscriptionIDs,
 }
 
 // Attribute returns the Danube attribute name for metadata key k under the
@@ -71,8 +109,14 @@ func Attribute(k string) string {
 	if a, ok := connectorNames[k]; ok {
 		return a
 	}
+	if key, ok := strings.CutPrefix(k, UserPrefix); ok {
+		return AttrUserPrefix + key
+	}
 	return k
 }
+
+// UserKey returns the metadata key of the MQTT 5 user property key.
+func UserKey(key string) string { return UserPrefix + key }
 
 // IsMQTT reports whether k is one of the input's MQTT metadata keys.
 func IsMQTT(k string) bool { return strings.HasPrefix(k, Prefix) }

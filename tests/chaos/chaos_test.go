@@ -26,6 +26,7 @@ var (
 	flagDrain      = flag.Duration("chaos.drain", 60*time.Second, "how long to wait for stragglers after the load stops")
 	flagLogDir     = flag.String("chaos.logdir", "", "keep broker and bridge logs here (default: a temp dir)")
 	flagReport     = flag.String("chaos.report", "", "also write the result table to this file")
+	flagProtocol   = flag.String("chaos.protocol", "3.1.1", "MQTT protocol_version of the bridge's input: 3.1.1 or 5")
 )
 
 const (
@@ -58,7 +59,7 @@ func TestChaosSoak(t *testing.T) {
 	rig := harness.StartRig(t, ctx, harness.RigConfig{
 		LogDir: logDir,
 		Bridge: harness.BridgeConfig{
-			ClientID: bridgeID, Keepalive: "5s", InputExtra: []string{"connect_timeout: 3s"},
+			ClientID: bridgeID, Keepalive: "5s", InputExtra: []string{"connect_timeout: 3s", fmt.Sprintf("protocol_version: %q", *flagProtocol)},
 			Mappings:    []string{fmt.Sprintf("{ mqtt_topic: chaos/+/data, danube_topic: %s, qos: 1, partitions: %d }", danubeTopic, *flagPartitions)},
 			OutputExtra: []string{"send_timeout: 5s"},
 		},
