@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -14,12 +13,10 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
@@ -82,13 +79,7 @@ func TestE2EMQTT5(t *testing.T) {
 	} else {
 		t.Log("mosquitto not on PATH: MQTT 5 against mochi only")
 	}
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, srv.AddHook(new(auth.AllowHook), nil))
-	l := listeners.NewTCP(listeners.Config{ID: "e2e5", Address: "127.0.0.1:0"})
-	require.NoError(t, srv.AddListener(l))
-	require.NoError(t, srv.Serve())
-	t.Cleanup(func() { _ = srv.Close() })
-	brokers = append(brokers, broker{name: "mochi", url: "tcp://" + l.Address()})
+	brokers = append(brokers, broker{name: "mochi", url: mqtttest.NewTestServer(t).URL()})
 
 	for _, b := range brokers {
 		t.Run(b.name, func(t *testing.T) {
