@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/require"
 
@@ -20,29 +18,15 @@ import (
 	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
-// publisher5 is an MQTT 5 device on paho.golang.
-type publisher5 struct{ c *paho5.Client }
+// publisher5 is an MQTT 5 publisher on paho.golang (mqtttest.Publisher5).
+type publisher5 struct{ *mqtttest.Publisher5 }
 
-func newPublisher5(t testing.TB, brokerURL, clientID string) *publisher5 {
+func newPublisher5(t testing.TB, url, clientID string) *publisher5 {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(brokerURL, "tcp://"), 5*time.Second)
-	require.NoError(t, err)
-	c := paho5.NewClient(paho5.ClientConfig{ClientID: clientID, Conn: packets.NewThreadSafeConn(conn)})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = c.Connect(ctx, &paho5.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30})
-	require.NoError(t, err, "connecting the MQTT 5 publisher")
-	t.Cleanup(func() { _ = c.Disconnect(&paho5.Disconnect{}) })
-	return &publisher5{c: c}
+	return &publisher5{mqtttest.NewPublisher5(t, url, clientID)}
 }
 
-func (p *publisher5) publish(t testing.TB, pb *paho5.Publish) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, err := p.c.Publish(ctx, pb)
-	require.NoError(t, err, "publishing to %s", pb.Topic)
-}
+func (p *publisher5) publish(t testing.TB, pb *paho5.Publish) { t.Helper(); p.Publish(t, pb) }
 
 // deviceMessage is message seq of device dev, with MQTT 5 properties.
 func deviceMessage(topic string, dev, seq int) *paho5.Publish {

@@ -4,47 +4,28 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 	"github.com/benthos-danube/benthos-danube/internal/mqttmeta"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
 
-// publisher5 is an MQTT 5 publisher on paho.golang.
-type publisher5 struct{ c *paho5.Client }
+// publisher5 is an MQTT 5 publisher on paho.golang (mqtttest.Publisher5).
+type publisher5 struct{ *mqtttest.Publisher5 }
 
 func newPublisher5(t testing.TB, url, clientID string) *publisher5 {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "tcp://"), 5*time.Second)
-	if err != nil {
-		t.Fatalf("publisher dial %s: %v", url, err)
-	}
-	c := paho5.NewClient(paho5.ClientConfig{ClientID: clientID, Conn: packets.NewThreadSafeConn(conn)})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.Connect(ctx, &paho5.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30}); err != nil {
-		t.Fatalf("publisher connect to %s: %v", url, err)
-	}
-	t.Cleanup(func() { _ = c.Disconnect(&paho5.Disconnect{}) })
-	return &publisher5{c: c}
+	return &publisher5{mqtttest.NewPublisher5(t, url, clientID)}
 }
 
-func (p *publisher5) publish(t testing.TB, pb *paho5.Publish) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := p.c.Publish(ctx, pb); err != nil {
-		t.Fatalf("publish %s: %v", pb.Topic, err)
-	}
-}
+func (p *publisher5) publish(t testing.TB, pb *paho5.Publish) { t.Helper(); p.Publish(t, pb) }
 
 // TestV5PropertiesToMetadata: every MQTT 5 PUBLISH property arrives as the
 // documented metadata, and mqttmeta.Attribute gives Danube Edge's names.

@@ -1,9 +1,11 @@
 package mqtttest_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	paho5 "github.com/eclipse/paho.golang/paho"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -95,5 +97,31 @@ func TestHookTakesOverAuth(t *testing.T) {
 	if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
 		c.Disconnect(50)
 		t.Fatal("the hook's refusal was overridden")
+	}
+}
+
+// TestPublisher5: an MQTT 5 publisher's message reaches a 3.1.1 subscriber,
+// and Connect5 reports a broker that is not there.
+func TestPublisher5(t *testing.T) {
+	mq := mqtttest.NewTestServer(t)
+	got := make(chan string, 1)
+	sub := mustConnect(t, mq.URL(), "sub", true, nil)
+	wait(t, sub.Subscribe("v5/x", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }))
+	pub := mqtttest.NewPublisher5(t, mq.URL(), "pub5")
+	pub.Publish(t, &paho5.Publish{Topic: "v5/x", QoS: 1, Payload: []byte("five")})
+	select {
+	case m := <-got:
+		if m != "five" {
+			t.Fatalf("got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+	}
+	addr := mq.Addr()
+	mq.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := mqtttest.Connect5(ctx, "tcp://"+addr, "nobody"); err == nil {
+		t.Fatal("Connect5 to a stopped broker succeeded")
 	}
 }
