@@ -13,6 +13,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
 	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 )
 
@@ -35,16 +36,8 @@ func TestV5ConnectAndSubscribeOptions(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			id := runID(t)
-			in, err := newInput(mustParse(t, fmt.Sprintf("protocol_version: \"5\"\nurls: [%s]\nclient_id: %s\ntopic_mappings: [{mqtt_topic: \"%s/#\", danube_topic: /a/b}]\n%s", b.url(), id, id, c.extra)), service.MockResources())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = in.Close(context.Background()) })
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := in.Connect(ctx); err != nil {
-				t.Fatal(err)
-			}
+			in := componenttest.New(t, Spec(), fmt.Sprintf("protocol_version: \"5\"\nurls: [%s]\nclient_id: %s\ntopic_mappings: [{mqtt_topic: \"%s/#\", danube_topic: /a/b}]\n%s", b.url(), id, id, c.extra), nil, newInput)
+			componenttest.MustConnect(t, in)
 			cp, ok := b.obs.lastConnect(id)
 			if !ok {
 				t.Fatal("no CONNECT seen")

@@ -23,9 +23,6 @@ import (
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
-// runID makes topics and client ids unique per test run.
-func runID(t testing.TB) string { return mqtttest.RunID(t) }
-
 // broker is an mqtttest broker, restartable on the same port, whose hook
 // can withhold the acknowledgement of publishes (it drops them, as a broker
 // that never answers would) to topics under a prefix.
@@ -111,7 +108,7 @@ type subscriber struct {
 func subscribe(t testing.TB, url, filter string, qos byte) *subscriber {
 	t.Helper()
 	s := &subscriber{}
-	o := paho.NewClientOptions().AddBroker(url).SetClientID(runID(t) + "-sub").SetCleanSession(true).
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(mqtttest.RunID(t) + "-sub").SetCleanSession(true).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
 		SetMaxReconnectInterval(200 * time.Millisecond).SetOrderMatters(true).
 		SetOnConnectHandler(func(c paho.Client) {
