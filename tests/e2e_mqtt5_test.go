@@ -18,16 +18,6 @@ import (
 	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
-// publisher5 is an MQTT 5 publisher on paho.golang (mqtttest.Publisher5).
-type publisher5 struct{ *mqtttest.Publisher5 }
-
-func newPublisher5(t testing.TB, url, clientID string) *publisher5 {
-	t.Helper()
-	return &publisher5{mqtttest.NewPublisher5(t, url, clientID)}
-}
-
-func (p *publisher5) publish(t testing.TB, pb *paho5.Publish) { t.Helper(); p.Publish(t, pb) }
-
 // deviceMessage is message seq of device dev, with MQTT 5 properties.
 func deviceMessage(topic string, dev, seq int) *paho5.Publish {
 	return &paho5.Publish{Topic: topic, QoS: 1, Payload: []byte(fmt.Sprintf("dev%d-%04d", dev, seq)), Properties: &paho5.PublishProperties{
@@ -74,20 +64,20 @@ func TestE2EMQTT5(t *testing.T) {
 			topic := func(dev int) string { return fmt.Sprintf("%s/devices/dev%d/telemetry", id, dev) }
 			const devices, perPhase = 3, 40
 
-			pub := newPublisher5(t, b.url, id+"-pub")
+			pub := mqtttest.NewPublisher5(t, b.url, id+"-pub")
 			ret := &paho5.Publish{Topic: id + "/devices/state/events", QoS: 1, Retain: true, Payload: []byte("retained-state"),
 				Properties: &paho5.PublishProperties{User: paho5.UserProperties{{Key: "kind", Value: "state"}}}}
-			pub.publish(t, ret)
+			pub.Publish(t, ret)
 			t.Cleanup(func() { // leave no retained state behind
-				p := newPublisher5(t, b.url, id+"-clean")
-				p.publish(t, &paho5.Publish{Topic: ret.Topic, QoS: 1, Retain: true})
+				p := mqtttest.NewPublisher5(t, b.url, id+"-clean")
+				p.Publish(t, &paho5.Publish{Topic: ret.Topic, QoS: 1, Retain: true})
 			})
 
 			seq := 0
-			phase := func(p *publisher5) {
+			phase := func(p *mqtttest.Publisher5) {
 				for range perPhase {
 					for d := range devices {
-						p.publish(t, deviceMessage(topic(d), d, seq))
+						p.Publish(t, deviceMessage(topic(d), d, seq))
 					}
 					seq++
 				}
@@ -111,7 +101,7 @@ func TestE2EMQTT5(t *testing.T) {
 			phase(pub) // queued for the session while the bridge is down
 			if b.restart != nil {
 				b.restart()
-				pub = newPublisher5(t, b.url, id+"-pub2")
+				pub = mqtttest.NewPublisher5(t, b.url, id+"-pub2")
 			}
 			startBridge(t, cfg, env)
 			phase(pub)
@@ -120,7 +110,7 @@ func TestE2EMQTT5(t *testing.T) {
 				"every device message after the SIGKILL (want %d)", want)
 			// A probe after the restart's replays: the retained message is
 			// still there once.
-			pub.publish(t, deviceMessage(topic(0), 0, seq))
+			pub.Publish(t, deviceMessage(topic(0), 0, seq))
 			require.Eventually(t, func() bool { return uniqueDevicePayloads(dn) == want+1 }, 20*time.Second, 50*time.Millisecond)
 
 			retained, disorder := 0, 0
