@@ -12,6 +12,11 @@
 // internal/mqtttest/boltstore (kept apart so that the shipped binary, which
 // runs the demo, does not link bbolt).
 //
+// Besides the broker: ExternalURL (the broker of MQTT_TEST_URL, checked for
+// reachability), RunID (topic and client id prefixes unique per test run),
+// and Connect5 and Publisher5, an MQTT 5 client on paho.golang (the demo's
+// fleet connects with Connect5).
+//
 // The package does not import testing: NewTestServer takes the small TB
 // interface, which *testing.T and *testing.B satisfy.
 //

@@ -109,6 +109,11 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 		return errors.New("mqtttest: the broker is running")
 	}
 	srv := mochi.New(&mochi.Options{Logger: s.opts.logger})
+	// The guard first: it then holds the session write lock before any
+	// storage hook records the session.
+	if err := srv.AddHook(newSessionGuard(), nil); err != nil {
+		return fmt.Errorf("mqtttest: adding the session guard: %w", err)
+	}
 	ownAuth := false
 	for _, newHook := range s.opts.hooks {
 		h, cfg := newHook()
@@ -121,9 +126,6 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 			return fmt.Errorf("mqtttest: adding the allow-all hook: %w", err)
 		}
-	}
-	if err := srv.AddHook(newSessionGuard(), nil); err != nil {
-		return fmt.Errorf("mqtttest: adding the session guard: %w", err)
 	}
 	var err error
 	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.addr})
