@@ -196,7 +196,6 @@ func TestV5SharedSubscriptionAndQoS2(t *testing.T) {
 	b := newTestBroker(t, false)
 	id := runID(t)
 	rec := newReceived()
-	var ins []*testStream
 	for i := range 2 {
 		ts := startStream(t, fmt.Sprintf(`
 protocol_version: "5"
@@ -208,7 +207,6 @@ topic_mappings:
     qos: 2
 `, b.url(), id, i, id), func(_ context.Context, m *service.Message) error { rec.add(m); return nil })
 		ts.waitConnected(t)
-		ins = append(ins, ts)
 	}
 	pub := mqtttest.NewPublisher5(t, b.url(), id+"-pub")
 	all := ids("m", 40)
