@@ -11,6 +11,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"go.uber.org/goleak"
 
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/danube/clienttest"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
@@ -151,14 +152,8 @@ func metaInt(tb testing.TB, m *service.Message, k string) uint64 {
 	return 0
 }
 
-// waitFor polls cond every 10 ms until it holds or within passes.
+// waitFor polls cond until it holds or the timeout passes.
 func waitFor(tb testing.TB, within time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	componenttest.WaitFor(tb, within, what, cond)
 }

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
 	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 	"github.com/benthos-danube/benthos-danube/internal/mqtttest/boltstore"
 )
@@ -205,13 +205,5 @@ func testBrokers(t *testing.T, persistent bool) []brokerCase {
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	componenttest.WaitFor(t, timeout, what, cond)
 }

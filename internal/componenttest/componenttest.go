@@ -61,3 +61,17 @@ func MustConnect(t TB, c Component) {
 		t.Fatalf("connecting: %v", err)
 	}
 }
+
+// WaitFor polls cond every 10 ms until it holds, and fails the test when
+// timeout passes first, naming what it waited for.
+func WaitFor(t TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
 	"github.com/benthos-danube/benthos-danube/internal/leaktest"
 	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
@@ -231,13 +232,8 @@ func msg(payload string, meta ...string) *service.Message {
 // but unreachable.
 func externalBrokerURL(t testing.TB) string { return mqtttest.ExternalURL(t) }
 
+// waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	componenttest.WaitFor(t, timeout, what, cond)
 }
