@@ -43,7 +43,7 @@ output:
     url: %s%s
 `, mqttURL, id, id, dn.URL(), names), nil)
 			pub := newPublisher(t, mqttURL, id+"-pub")
-			waitBridgeReady(t, pub, dn, id+"/devices/probe/telemetry", 20*time.Second)
+			waitBridgeReady(t, pub, dn, id+"/devices/probe/telemetry", 20*time.Second, "/iot/telemetry")
 
 			topic := id + "/devices/dev-7/telemetry"
 			payload := []byte("{ \"b\": 1,\n \"a\": 2 }\xff") // not JSON: forwarded as it is

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func TestE2EDeadLetterConfig(t *testing.T) {
 	dn := danubeBroker(t)
 	pub := newPublisher(t, mqttURL, id+"-pub")
 	p := startBridge(t, configFile(t, "dead-letter.yaml", id), bridgeEnv(mqttURL, dn.URL(), id+"-bridge"))
-	waitBridgeReady(t, pub, dn, id+"/sensors/probe/zone1", 20*time.Second)
+	waitBridgeReady(t, pub, dn, id+"/sensors/probe/zone1", 20*time.Second, "/iot/dead_letter") // the probe is not JSON
 
 	validTopic := id + "/devices/d1/telemetry"
 	require.NoError(t, pub.publish(validTopic, 1, false, []byte(`{"battery":80}`)))
@@ -57,7 +58,9 @@ func TestE2EDeadLetterConfig(t *testing.T) {
 	assert.Equal(t, "true", dl[0].Attributes["dead_letter_truncated"])
 
 	part := "/iot/device_telemetry-part-" + strconv.Itoa(danube.PartitionForKey(validTopic, 2))
-	require.Eventually(t, func() bool { return dn.MessageCount(part) > 0 }, 15*time.Second, 50*time.Millisecond)
+	wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer wcancel()
+	require.NoError(t, dn.WaitForMessages(wctx, part, 1))
 	assert.Equal(t, `{"battery":80}`, string(dn.Messages(part)[0].Payload))
 
 	// Each undeliverable message is logged once: it is never replayed.

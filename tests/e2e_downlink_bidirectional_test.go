@@ -72,11 +72,16 @@ func TestBidirectionalNoEcho(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			n := 0
-			for srv.MessageCount(replies) == 0 {
+			for {
 				require.NoError(t, ctx.Err(), "the uplink forwarded nothing")
 				require.NoError(t, pub.publish(replyTopic, 1, false, []byte(fmt.Sprintf(`{"device_id":%q,"reply":%d}`, dev, n))))
 				n++
-				time.Sleep(50 * time.Millisecond)
+				wctx, wcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+				err := srv.WaitForMessages(wctx, replies, 1)
+				wcancel()
+				if err == nil {
+					break
+				}
 			}
 			for i := 0; i < 20; i++ {
 				require.NoError(t, pub.publish(replyTopic, 1, false, []byte(fmt.Sprintf(`{"device_id":%q,"reply":%d}`, dev, n))))

@@ -10,8 +10,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,13 +20,12 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // binPath is the benthos-danube binary built by TestMain.
@@ -42,23 +39,23 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	wd, err := os.Getwd()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	repoRoot = filepath.Dir(wd)
+	repoRoot = root
 	dir, err := os.MkdirTemp("", "benthos-danube-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binPath = filepath.Join(dir, "benthos-danube")
-	build := exec.Command("go", "build", "-o", binPath, "./cmd/benthos-danube")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building the binary: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	binPath, err = harness.BuildBinary(ctx, dir)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building the binary: %v\n", err)
 		return 1
 	}
 	return m.Run()
@@ -82,21 +79,10 @@ func uniqueID(t testing.TB) string {
 // mochi broker on a free port.
 func mqttBroker(t testing.TB) string {
 	t.Helper()
-	if u := os.Getenv("MQTT_TEST_URL"); u != "" {
-		pu, err := url.Parse(u)
-		require.NoError(t, err, "MQTT_TEST_URL")
-		c, err := net.DialTimeout("tcp", pu.Host, 5*time.Second)
-		require.NoError(t, err, "MQTT_TEST_URL=%s is set but unreachable", u)
-		_ = c.Close()
+	if u := mqtttest.ExternalURL(t); u != "" {
 		return u
 	}
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, srv.AddHook(new(auth.AllowHook), nil))
-	l := listeners.NewTCP(listeners.Config{ID: "e2e", Address: "127.0.0.1:0"})
-	require.NoError(t, srv.AddListener(l))
-	require.NoError(t, srv.Serve())
-	t.Cleanup(func() { _ = srv.Close() })
-	return "tcp://" + l.Address()
+	return mqtttest.NewTestServer(t).URL()
 }
 
 // danubeBroker starts the in-process Danube test broker with namespace iot.
@@ -248,23 +234,22 @@ func (p *publisher) publish(topic string, qos byte, retained bool, payload []byt
 }
 
 // waitBridgeReady publishes probes to probeTopic until one arrives in Danube
-// on a topic for which arrived reports true, which proves the bridge is
-// subscribed end to end.
-func waitBridgeReady(t testing.TB, pub *publisher, srv *danubetest.Server, probeTopic string, timeout time.Duration) {
+// on one of the exact topics danubeTopics (harness.PartitionNames lists a
+// partitioned topic's), which proves the bridge is subscribed end to end.
+func waitBridgeReady(t testing.TB, pub *publisher, srv *danubetest.Server, probeTopic string, timeout time.Duration, danubeTopics ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
 		require.NoError(t, pub.publish(probeTopic, 1, false, []byte("probe")))
-		deadline := time.Now().Add(300 * time.Millisecond)
-		for time.Now().Before(deadline) {
-			if srv.TotalMessages() > 0 {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err := harness.WaitAny(wctx, srv, danubeTopics...)
+		wcancel()
+		if err == nil {
+			return
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("the bridge forwarded nothing within %s", timeout)
+			t.Fatalf("the bridge forwarded nothing to %v within %s", danubeTopics, timeout)
 		}
 	}
 }

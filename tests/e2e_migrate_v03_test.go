@@ -66,7 +66,7 @@ func TestE2EMigrateV03(t *testing.T) {
 
 	startBinIn(t, dir, nil, "-c", writeFile(t, dir, "run.yaml", yaml))
 	pub := newPublisher(t, mqttURL, id+"-pub")
-	waitBridgeReady(t, pub, dn, id+"/debug/probe", 20*time.Second)
+	waitBridgeReady(t, pub, dn, id+"/debug/probe", 20*time.Second, "/iot/debug")
 
 	cases := []struct {
 		name, topic   string

@@ -4,48 +4,19 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
-
-// publisher5 is an MQTT 5 device on paho.golang.
-type publisher5 struct{ c *paho5.Client }
-
-func newPublisher5(t testing.TB, brokerURL, clientID string) *publisher5 {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(brokerURL, "tcp://"), 5*time.Second)
-	require.NoError(t, err)
-	c := paho5.NewClient(paho5.ClientConfig{ClientID: clientID, Conn: packets.NewThreadSafeConn(conn)})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = c.Connect(ctx, &paho5.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30})
-	require.NoError(t, err, "connecting the MQTT 5 publisher")
-	t.Cleanup(func() { _ = c.Disconnect(&paho5.Disconnect{}) })
-	return &publisher5{c: c}
-}
-
-func (p *publisher5) publish(t testing.TB, pb *paho5.Publish) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, err := p.c.Publish(ctx, pb)
-	require.NoError(t, err, "publishing to %s", pb.Topic)
-}
 
 // deviceMessage is message seq of device dev, with MQTT 5 properties.
 func deviceMessage(topic string, dev, seq int) *paho5.Publish {
@@ -82,13 +53,7 @@ func TestE2EMQTT5(t *testing.T) {
 	} else {
 		t.Log("mosquitto not on PATH: MQTT 5 against mochi only")
 	}
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, srv.AddHook(new(auth.AllowHook), nil))
-	l := listeners.NewTCP(listeners.Config{ID: "e2e5", Address: "127.0.0.1:0"})
-	require.NoError(t, srv.AddListener(l))
-	require.NoError(t, srv.Serve())
-	t.Cleanup(func() { _ = srv.Close() })
-	brokers = append(brokers, broker{name: "mochi", url: "tcp://" + l.Address()})
+	brokers = append(brokers, broker{name: "mochi", url: mqtttest.NewTestServer(t).URL()})
 
 	for _, b := range brokers {
 		t.Run(b.name, func(t *testing.T) {
@@ -99,20 +64,20 @@ func TestE2EMQTT5(t *testing.T) {
 			topic := func(dev int) string { return fmt.Sprintf("%s/devices/dev%d/telemetry", id, dev) }
 			const devices, perPhase = 3, 40
 
-			pub := newPublisher5(t, b.url, id+"-pub")
+			pub := mqtttest.NewPublisher5(t, b.url, id+"-pub")
 			ret := &paho5.Publish{Topic: id + "/devices/state/events", QoS: 1, Retain: true, Payload: []byte("retained-state"),
 				Properties: &paho5.PublishProperties{User: paho5.UserProperties{{Key: "kind", Value: "state"}}}}
-			pub.publish(t, ret)
+			pub.Publish(t, ret)
 			t.Cleanup(func() { // leave no retained state behind
-				p := newPublisher5(t, b.url, id+"-clean")
-				p.publish(t, &paho5.Publish{Topic: ret.Topic, QoS: 1, Retain: true})
+				p := mqtttest.NewPublisher5(t, b.url, id+"-clean")
+				p.Publish(t, &paho5.Publish{Topic: ret.Topic, QoS: 1, Retain: true})
 			})
 
 			seq := 0
-			phase := func(p *publisher5) {
+			phase := func(p *mqtttest.Publisher5) {
 				for range perPhase {
 					for d := range devices {
-						p.publish(t, deviceMessage(topic(d), d, seq))
+						p.Publish(t, deviceMessage(topic(d), d, seq))
 					}
 					seq++
 				}
@@ -136,7 +101,7 @@ func TestE2EMQTT5(t *testing.T) {
 			phase(pub) // queued for the session while the bridge is down
 			if b.restart != nil {
 				b.restart()
-				pub = newPublisher5(t, b.url, id+"-pub2")
+				pub = mqtttest.NewPublisher5(t, b.url, id+"-pub2")
 			}
 			startBridge(t, cfg, env)
 			phase(pub)
@@ -145,7 +110,7 @@ func TestE2EMQTT5(t *testing.T) {
 				"every device message after the SIGKILL (want %d)", want)
 			// A probe after the restart's replays: the retained message is
 			// still there once.
-			pub.publish(t, deviceMessage(topic(0), 0, seq))
+			pub.Publish(t, deviceMessage(topic(0), 0, seq))
 			require.Eventually(t, func() bool { return uniqueDevicePayloads(dn) == want+1 }, 20*time.Second, 50*time.Millisecond)
 
 			retained, disorder := 0, 0

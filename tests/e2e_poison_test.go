@@ -74,7 +74,7 @@ func TestE2EPoisonMessagesNeverStall(t *testing.T) {
 
 	// The first configuration creates the session's ghost subscription.
 	b := startBinIn(t, work, env, "-c", withGhost)
-	waitBridgeReady(t, pub, dn, id+"/good/probe", 20*time.Second)
+	waitBridgeReady(t, pub, dn, id+"/good/probe", 20*time.Second, "/iot/good")
 	b.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, b.wait(t, 30*time.Second))
 

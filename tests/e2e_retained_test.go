@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // retainedSkippedRe finds the mqtt_input_retained_skipped counter in the

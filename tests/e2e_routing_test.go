@@ -34,7 +34,7 @@ func TestE2ERoutingAttributesAndPayloads(t *testing.T) {
 	t.Cleanup(func() { _ = pub.publish(retainedTopic, 1, true, nil) })
 
 	startBridge(t, shippedConfig(t, id), bridgeEnv(mqttURL, dn.URL(), id+"-bridge"))
-	waitBridgeReady(t, pub, dn, id+"/debug/probe", 20*time.Second)
+	waitBridgeReady(t, pub, dn, id+"/debug/probe", 20*time.Second, "/iot/debug")
 
 	big := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	cases := []struct {
@@ -136,7 +136,7 @@ func TestE2EPerDeviceOrder(t *testing.T) {
 	dn := danubeBroker(t)
 	pub := newPublisher(t, mqttURL, id+"-pub")
 	startBridge(t, shippedConfig(t, id), bridgeEnv(mqttURL, dn.URL(), id+"-bridge"))
-	waitBridgeReady(t, pub, dn, id+"/debug/probe", 20*time.Second)
+	waitBridgeReady(t, pub, dn, id+"/debug/probe", 20*time.Second, "/iot/debug")
 
 	const devices, perDevice = 6, 150
 	for seq := range perDevice {
@@ -190,7 +190,7 @@ func TestE2ESIGTERMDrainsWithoutLoss(t *testing.T) {
 	env := bridgeEnv(mqttURL, dn.URL(), id+"-bridge")
 
 	first := startBridge(t, cfg, env)
-	waitBridgeReady(t, pub, dn, id+"/sensors/temp/probe", 20*time.Second)
+	waitBridgeReady(t, pub, dn, id+"/sensors/temp/probe", 20*time.Second, "/iot/temperature")
 
 	// Publish numbered QoS 1 messages over three device topics until told to
 	// stop; acked counts those the broker acknowledged.

@@ -40,7 +40,7 @@ func TestE2ESchemasConfig(t *testing.T) {
 	pub := newPublisher(t, mqttURL, id+"-pub")
 	conf := configFile(t, "schemas.yaml", id)
 	p := startBridge(t, conf, bridgeEnv(mqttURL, dn.URL(), id+"-bridge"))
-	waitBridgeReady(t, pub, dn, id+"/devices/probe/status", 20*time.Second)
+	waitBridgeReady(t, pub, dn, id+"/devices/probe/status", 20*time.Second, "/iot/status")
 
 	for _, m := range []struct{ topic, payload string }{
 		{"devices/d1/telemetry", `{"device":"d1","temp":20.5}`},

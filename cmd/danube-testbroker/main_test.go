@@ -9,14 +9,15 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danube/clienttest"
 	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // Short broker policies so redelivery tests stay fast.
@@ -94,19 +95,18 @@ func TestBinary(t *testing.T) {
 	})
 }
 
-// buildBroker compiles this package into a temporary directory.
+// buildBroker compiles this package into a temporary directory (once per
+// test process, harness.Build).
 func buildBroker(t *testing.T) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		t.Skipf("go tool not found: %v", err)
 	}
-	bin := filepath.Join(t.TempDir(), "danube-testbroker")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".").CombinedOutput()
+	bin, err := harness.Build(ctx, t.TempDir(), "./cmd/danube-testbroker")
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -139,12 +139,11 @@ func startBroker(t *testing.T, bin string, args ...string) *brokerProc {
 }
 
 func tryStart(t *testing.T, bin string, args []string) (*brokerProc, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
-		return nil, fmt.Errorf("pick a free port: %w", err)
+		return nil, err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	b := &brokerProc{addr: addr, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(bin, append([]string{"-addr", addr}, args...)...)
@@ -219,12 +218,7 @@ func subscribe(t *testing.T, c *danube.Client, cfg danube.ConsumerConfig) *danub
 	return co
 }
 
-func send(t *testing.T, p *danube.Producer, m danube.Message) {
-	t.Helper()
-	if err := p.Send(testCtx(t, 10*time.Second), m); err != nil {
-		t.Fatalf("Send to %s: %v", p.Topic(), err)
-	}
-}
+func send(t *testing.T, p *danube.Producer, m danube.Message) { t.Helper(); clienttest.Send(t, p, m) }
 
 func receive(t *testing.T, co *danube.Consumer) *danube.ReceivedMessage {
 	t.Helper()

@@ -11,7 +11,9 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"go.uber.org/goleak"
 
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danube/clienttest"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 )
 
@@ -49,11 +51,7 @@ func sendN(tb testing.TB, p *danube.Producer, from, to int) {
 
 func send(tb testing.TB, p *danube.Producer, m danube.Message) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Send(ctx, m); err != nil {
-		tb.Fatalf("Send: %v", err)
-	}
+	clienttest.Send(tb, p, m)
 }
 
 // inputYAML is a danube input config for srv; extra is appended verbatim.
@@ -154,14 +152,8 @@ func metaInt(tb testing.TB, m *service.Message, k string) uint64 {
 	return 0
 }
 
-// waitFor polls cond every 10 ms until it holds or within passes.
+// waitFor polls cond until it holds or the timeout passes.
 func waitFor(tb testing.TB, within time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	componenttest.WaitFor(tb, within, what, cond)
 }

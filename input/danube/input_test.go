@@ -12,6 +12,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 	"github.com/benthos-danube/benthos-danube/internal/danubemeta"
@@ -376,16 +377,8 @@ func TestCloseStopsGoroutines(t *testing.T) {
 // error says what to do and backs off.
 func TestConnectMissingTopic(t *testing.T) {
 	srv := danubetest.NewTestServer(t)
-	conf, err := Spec().ParseYAML(inputYAML(srv, "[ /default/absent ]", ""), service.NewEnvironment())
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := newInput(conf, service.MockResources())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = in.Close(context.Background()) })
-	err = in.Connect(context.Background())
+	in := componenttest.New(t, Spec(), inputYAML(srv, "[ /default/absent ]", ""), nil, newInput)
+	err := componenttest.Connect(in)
 	var bo *service.ErrBackOff
 	if !errors.As(err, &bo) || bo.Wait < time.Second || !danube.IsPermanent(bo.Err) ||
 		!strings.Contains(err.Error(), "Danube does not create topics for consumers") {

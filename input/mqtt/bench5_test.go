@@ -12,7 +12,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // BenchmarkInputV5VsRawPahoGolang is BenchmarkInputVsRawPaho over MQTT 5:

@@ -2,112 +2,55 @@ package mqtt
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/storage"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"go.etcd.io/bbolt"
+
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest/boltstore"
 )
 
-// testBroker is an embedded mochi MQTT broker on 127.0.0.1, restartable on
-// the same port, optionally with sessions kept across restarts by mochi's bolt
-// storage hook (boltStore) in a file, and with sessionGuard closing mochi's
-// session take-over race.
+// testBroker is an mqtttest broker (restartable on the same port, with its
+// session take-over guard) with the observer hook, optionally with sessions
+// kept across restarts by the repaired bolt store (mqtttest/boltstore).
 type testBroker struct {
-	t     testing.TB
-	addr  string
-	store string // bolt database file; "": sessions die with the server
-	obs   *observer
-	mu    sync.Mutex
-	srv   *mochi.Server
+	*mqtttest.Server
+	t    testing.TB
+	addr string // fixed for the broker's life
+	obs  *observer
 }
 
 func newTestBroker(t testing.TB, persistent bool) *testBroker {
 	t.Helper()
-	b := &testBroker{t: t, addr: "127.0.0.1:0", obs: newObserver()}
+	obs := newObserver()
+	opts := []mqtttest.Option{mqtttest.WithHook(obs, nil)}
 	if persistent {
-		b.store = filepath.Join(t.TempDir(), "mochi.db")
+		opts = append(opts, boltstore.Option(filepath.Join(t.TempDir(), "mochi.db")))
 	}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
+	srv := mqtttest.NewTestServer(t, opts...)
+	return &testBroker{Server: srv, t: t, addr: srv.Addr(), obs: obs}
 }
 
-func (b *testBroker) url() string { return "tcp://" + b.addr }
+func (b *testBroker) url() string { return b.URL() }
 
+// start starts the stopped broker again.
 func (b *testBroker) start() {
 	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(b.obs, nil); err != nil {
-		b.t.Fatal(err)
+	if err := b.Start(); err != nil {
+		b.t.Fatalf("%v", err)
 	}
-	if err := srv.AddHook(newSessionGuard(), nil); err != nil {
-		b.t.Fatal(err)
-	}
-	if b.store != "" {
-		// NoSync: the file outlives the server, not the machine.
-		err := srv.AddHook(boltStore{new(bolt.Hook)}, &bolt.Options{Path: b.store, Options: &bbolt.Options{Timeout: 5 * time.Second, NoSync: true}})
-		if err != nil {
-			b.t.Fatalf("mochi bolt storage: %v", err)
-		}
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr})
-	var err error
-	for i := 0; i < 50; i++ { // the port may linger briefly after a stop
-		if err = srv.AddListener(l); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-		l = listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr})
-	}
-	if err != nil {
-		b.t.Fatalf("mochi listen on %s: %v", b.addr, err)
-	}
-	b.addr = l.Address()
-	if err := srv.Serve(); err != nil {
-		b.t.Fatalf("mochi serve: %v", err)
-	}
-	b.srv = srv
 }
 
-func (b *testBroker) stop() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.srv != nil {
-		_ = b.srv.Close()
-		b.srv = nil
-	}
-}
+func (b *testBroker) stop() { b.Stop() }
 
 // clientInflight returns the broker's in-flight count for a client id.
-func (b *testBroker) clientInflight(id string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.srv == nil {
-		return -1
-	}
-	cl, ok := b.srv.Clients.Get(id)
-	if !ok {
-		return -1
-	}
-	return cl.State.Inflight.Len()
-}
+func (b *testBroker) clientInflight(id string) int { return b.Inflight(id) }
 
 // observer records, per client, the PUBACK/PUBREC packet ids a client sent
 // and the subscriptions to refuse or credentials to reject.
@@ -237,160 +180,9 @@ func (o *observer) totalAcks(client string) int {
 	return o.ackTotal[client]
 }
 
-// boltStore is mochi's own bbolt storage hook, which keeps the broker's
-// sessions (clients, subscriptions, in-flight messages) in a file that
-// survives a server stop and start, with two repairs of what mochi v2.7.9
-// restores from it:
-//
-//   - Its bolt hook does not save the packet id of an in-flight message
-//     (OnQosPublish leaves storage.Message.PacketID unset, unlike the badger
-//     and pebble hooks), so every restored message of a client would get
-//     packet id 0 and overwrite the others in the client's in-flight map: all
-//     but one lost. The id is the suffix of the record's key
-//     ("IFM_<client>:<id>"), and is restored from there.
-//   - For an incoming QoS 1 PUBLISH, mochi stores the PUBACK as in-flight,
-//     writes it, and only when the write succeeded deletes it and routes the
-//     message (processPublish). A stored PUBACK therefore means the message
-//     was never routed: the write failed because the server was closing.
-//     Restored, mochi would send that PUBACK to the reconnecting publisher
-//     (ResendInflightMessages), which then forgets a message no subscriber
-//     ever got. Such records are not restored, so the publisher's session
-//     resends the PUBLISH (DUP) instead, as MQTT 3.1.1 §4.4 intends.
-type boltStore struct {
-	*bolt.Hook
-}
-
-func (s boltStore) StoredInflightMessages() ([]storage.Message, error) {
-	v, err := s.Hook.StoredInflightMessages()
-	if err != nil {
-		return nil, fmt.Errorf("bolt in-flight messages: %w", err)
-	}
-	out := v[:0]
-	for _, m := range v {
-		if m.FixedHeader.Type == packets.Puback {
-			continue
-		}
-		if m.PacketID == 0 {
-			j := strings.LastIndexByte(m.ID, ':')
-			id, err := strconv.ParseUint(m.ID[j+1:], 10, 16)
-			if j < 0 || err != nil {
-				return nil, fmt.Errorf("in-flight record %q has no packet id", m.ID)
-			}
-			m.PacketID = uint16(id)
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// sessionGuard closes a race in mochi v2.7.9's session take-over that loses
-// QoS 1/2 messages of persistent sessions. A PUBLISH is routed by looking the
-// subscriber up in s.Clients and then adding the message to that client's
-// in-flight map; a reconnecting client takes the session over by cloning the
-// old client object's in-flight map, clearing it, and replacing the object in
-// s.Clients (inheritClientSession). A message routed to the old object after
-// the clone (it was looked up before the replacement) ends in the orphaned
-// object's in-flight map: never sent, never stored, lost. It shows most after
-// a broker restart, when publishers reconnect first and route to the restored
-// offline session while the subscriber takes it over.
-//
-// The guard makes routing and take-over mutually exclusive: routing a PUBLISH
-// (OnPublish .. OnPacketProcessed) holds a read lock, establishing a session
-// (OnSessionEstablish .. the CONNACK, after the take-over) the write lock.
-type sessionGuard struct {
-	mochi.HookBase
-	rw      sync.RWMutex
-	mu      sync.Mutex
-	readers map[*mochi.Client]bool
-	writer  *mochi.Client
-	release chan struct{}
-}
-
-func newSessionGuard() *sessionGuard { return &sessionGuard{readers: map[*mochi.Client]bool{}} }
-
-func (g *sessionGuard) ID() string { return "test-session-guard" }
-
-func (g *sessionGuard) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnPublish, mochi.OnPacketProcessed, mochi.OnSessionEstablish, mochi.OnSessionEstablished, mochi.OnPacketEncode}, []byte{b})
-}
-
-func (g *sessionGuard) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	g.rw.RLock()
-	g.mu.Lock()
-	g.readers[cl] = true
-	g.mu.Unlock()
-	return pk, nil
-}
-
-func (g *sessionGuard) OnPacketProcessed(cl *mochi.Client, pk packets.Packet, _ error) {
-	if pk.FixedHeader.Type != packets.Publish {
-		return
-	}
-	g.mu.Lock()
-	held := g.readers[cl]
-	delete(g.readers, cl)
-	g.mu.Unlock()
-	if held {
-		g.rw.RUnlock()
-	}
-}
-
-func (g *sessionGuard) OnSessionEstablish(cl *mochi.Client, _ packets.Packet) {
-	g.rw.Lock()
-	done := make(chan struct{})
-	g.mu.Lock()
-	g.writer, g.release = cl, done
-	g.mu.Unlock()
-	// Safety net: a connection that fails before its CONNACK is encoded
-	// must not keep the broker locked.
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			g.unlock(cl)
-		}
-	}()
-}
-
-func (g *sessionGuard) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Connack {
-		g.unlock(cl)
-	}
-	return pk
-}
-
-func (g *sessionGuard) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) { g.unlock(cl) }
-
-func (g *sessionGuard) unlock(cl *mochi.Client) {
-	g.mu.Lock()
-	if g.writer != cl {
-		g.mu.Unlock()
-		return
-	}
-	close(g.release)
-	g.writer, g.release = nil, nil
-	g.mu.Unlock()
-	g.rw.Unlock()
-}
-
 // externalBrokerURL returns MQTT_TEST_URL, failing the test when it is set
 // but unreachable.
-func externalBrokerURL(t testing.TB) string {
-	u := os.Getenv("MQTT_TEST_URL")
-	if u == "" {
-		return ""
-	}
-	host := u
-	if i := strings.Index(host, "://"); i >= 0 {
-		host = host[i+3:]
-	}
-	c, err := net.DialTimeout("tcp", host, 3*time.Second)
-	if err != nil {
-		t.Fatalf("MQTT_TEST_URL=%s is set but unreachable: %v", u, err)
-	}
-	_ = c.Close()
-	return u
-}
+func externalBrokerURL(t testing.TB) string { return mqtttest.ExternalURL(t) }
 
 // brokerCase is a broker a test runs against.
 type brokerCase struct {
@@ -413,13 +205,5 @@ func testBrokers(t *testing.T, persistent bool) []brokerCase {
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	componenttest.WaitFor(t, timeout, what, cond)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
 	"github.com/benthos-danube/benthos-danube/internal/configlint"
 )
 
@@ -233,18 +234,8 @@ func TestConnectErrors(t *testing.T) {
 	b.obs.mu.Unlock()
 
 	connectErr := func(yaml string) (*input, error) {
-		conf, err := Spec().ParseYAML(yaml, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := newInput(conf, service.MockResources())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = in.Close(context.Background()) })
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return in, in.Connect(ctx)
+		in := componenttest.New(t, Spec(), yaml, nil, newInput)
+		return in, componenttest.Connect(in)
 	}
 	check := func(err error, want string) time.Duration {
 		t.Helper()

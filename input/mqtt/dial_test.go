@@ -9,17 +9,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
 
 // selfSigned returns a TLS certificate for 127.0.0.1.
@@ -46,26 +45,17 @@ func selfSigned(t *testing.T) tls.Certificate {
 // TestTransports: the input's own dialer (a buffered reader under paho)
 // connects over every transport paho offers, and messages flow over each.
 func TestTransports(t *testing.T) {
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	tcpAddr, tlsAddr, wsAddr := closedPort(t), closedPort(t), closedPort(t)
+	srv := mqtttest.NewTestServer(t)
+	srv.Stop()
+	tcpAddr, tlsAddr, wsAddr := srv.Addr(), closedPort(t), closedPort(t)
 	sock := filepath.Join(t.TempDir(), "mqtt.sock")
-	for _, l := range []listeners.Listener{
-		listeners.NewTCP(listeners.Config{ID: "tcp", Address: tcpAddr}),
+	if err := srv.Start(
 		listeners.NewTCP(listeners.Config{ID: "tls", Address: tlsAddr, TLSConfig: &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}}),
 		listeners.NewWebsocket(listeners.Config{ID: "ws", Address: wsAddr}),
 		listeners.NewUnixSock(listeners.Config{ID: "unix", Address: sock}),
-	} {
-		if err := srv.AddListener(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := srv.Serve(); err != nil {
+	); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
 
 	for _, tc := range []struct{ name, url, extra string }{
 		{"tcp", "tcp://" + tcpAddr, ""},

@@ -2,8 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -15,25 +13,16 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
-	"go.uber.org/goleak"
+
+	"github.com/benthos-danube/benthos-danube/internal/leaktest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Benthos' global environment and metrics start a few long-lived
-		// goroutines at init.
-		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
-}
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
 // runID makes topics and client ids unique per test run, so tests against a
 // shared external broker do not see each other's messages or sessions.
-func runID(t testing.TB) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return strings.ReplaceAll(t.Name(), "/", "_") + "-" + hex.EncodeToString(b)
-}
+func runID(t testing.TB) string { return mqtttest.RunID(t) }
 
 // publisher is a paho client publishing test messages.
 type publisher struct {

@@ -1,137 +1,65 @@
 package mqtt
 
 import (
-	"errors"
-	"fmt"
-	"net"
+	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // mosquittoBroker is a Mosquitto process of the test's own (never the shared
-// broker of MQTT_TEST_URL), on a free loopback port, with persistence in a
-// temporary directory so sessions survive a graceful restart.
+// broker of MQTT_TEST_URL, harness.StartMosquitto), on a free loopback port,
+// with persistence in a temporary directory so sessions survive a graceful
+// restart.
 type mosquittoBroker struct {
-	t    testing.TB
-	bin  string
-	conf string
-	log  string
-	addr string
-	cmd  *exec.Cmd
-	exit chan error
+	t testing.TB
+	*harness.Mosquitto
 }
 
 // newMosquitto starts Mosquitto. It skips the test when no `mosquitto`
 // binary is on PATH, except in CI (MQTT_TEST_URL set), where that fails it.
 func newMosquitto(t testing.TB) *mosquittoBroker {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
+	if !harness.MosquittoAvailable() {
 		if os.Getenv("MQTT_TEST_URL") != "" {
-			t.Fatalf("MQTT_TEST_URL is set (CI) but no mosquitto binary is on PATH: %v", err)
+			t.Fatalf("MQTT_TEST_URL is set (CI) but no mosquitto binary is on PATH")
 		}
-		t.Skipf("no mosquitto binary on PATH: %v", err)
+		t.Skip("no mosquitto binary on PATH")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: t.TempDir(), MaxInflight: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	dir := t.TempDir()
-	b := &mosquittoBroker{
-		t: t, bin: bin, conf: filepath.Join(dir, "mosquitto.conf"), log: filepath.Join(dir, "mosquitto.log"),
-		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-	}
-	conf := fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location %s/
-autosave_interval 1
-max_queued_messages 0
-max_inflight_messages 20
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-`, port, dir)
-	if os.Geteuid() == 0 {
-		conf += "user root\n" // as root, Mosquitto would switch to user mosquitto, who cannot write dir
-	}
-	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
+	t.Cleanup(m.Close)
+	return &mosquittoBroker{t: t, Mosquitto: m}
 }
 
-func (b *mosquittoBroker) url() string { return "tcp://" + b.addr }
+func (b *mosquittoBroker) url() string { return b.URL() }
 
-// start runs Mosquitto and waits until it accepts connections.
+// start runs the stopped Mosquitto again and waits until it accepts
+// connections.
 func (b *mosquittoBroker) start() {
 	b.t.Helper()
-	logf, err := os.OpenFile(b.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Start(ctx); err != nil {
 		b.t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(b.bin, "-c", b.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		b.t.Fatalf("starting mosquitto: %v", err)
-	}
-	b.cmd, b.exit = cmd, make(chan error, 1)
-	go func() { b.exit <- cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", b.addr, 200*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
-			return
-		}
-		select {
-		case err := <-b.exit:
-			b.cmd = nil
-			b.t.Fatalf("mosquitto exited at start-up (%v); log:\n%s", err, b.logText())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("mosquitto not listening on %s within 10s; log:\n%s", b.addr, b.logText())
-		}
 	}
 }
 
 // stop shuts Mosquitto down gracefully (SIGTERM: it saves its persistence
 // file) and waits for the process to exit.
 func (b *mosquittoBroker) stop() {
-	if b.cmd == nil {
-		return
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-b.exit:
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			b.t.Errorf("mosquitto exit: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.exit
+	if !b.Stop(15 * time.Second) {
 		b.t.Errorf("mosquitto did not exit within 15s of SIGTERM; killed")
 	}
-	b.cmd = nil
 }
 
-func (b *mosquittoBroker) logText() string {
-	s, _ := os.ReadFile(b.log)
-	return string(s)
-}
+func (b *mosquittoBroker) logText() string { return harness.TailFile(b.LogPath(), 1<<20) }
 
 // TestBrokerRestartMosquitto restarts a real Mosquitto (persistence on, a
 // graceful SIGTERM) mid-stream while a persistent-session QoS 1 publisher

@@ -4,47 +4,18 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 	"github.com/benthos-danube/benthos-danube/internal/mqttmeta"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
-
-// publisher5 is an MQTT 5 publisher on paho.golang.
-type publisher5 struct{ c *paho5.Client }
-
-func newPublisher5(t testing.TB, url, clientID string) *publisher5 {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "tcp://"), 5*time.Second)
-	if err != nil {
-		t.Fatalf("publisher dial %s: %v", url, err)
-	}
-	c := paho5.NewClient(paho5.ClientConfig{ClientID: clientID, Conn: packets.NewThreadSafeConn(conn)})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.Connect(ctx, &paho5.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30}); err != nil {
-		t.Fatalf("publisher connect to %s: %v", url, err)
-	}
-	t.Cleanup(func() { _ = c.Disconnect(&paho5.Disconnect{}) })
-	return &publisher5{c: c}
-}
-
-func (p *publisher5) publish(t testing.TB, pb *paho5.Publish) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := p.c.Publish(ctx, pb); err != nil {
-		t.Fatalf("publish %s: %v", pb.Topic, err)
-	}
-}
 
 // TestV5PropertiesToMetadata: every MQTT 5 PUBLISH property arrives as the
 // documented metadata, and mqttmeta.Attribute gives Danube Edge's names.
@@ -63,11 +34,11 @@ topic_mappings:
     qos: 1
 `, bc.url, id, id), func(_ context.Context, m *service.Message) error { rec.add(m); return nil })
 			ts.waitConnected(t)
-			pub := newPublisher5(t, bc.url, id+"-pub")
+			pub := mqtttest.NewPublisher5(t, bc.url, id+"-pub")
 			big := strings.Repeat("v", 32<<10) // a 32 KiB user property value
 			pf := byte(1)
 			exp := uint32(3600)
-			pub.publish(t, &paho5.Publish{Topic: id + "/dev1", QoS: 1, Payload: []byte("p1"), Properties: &paho5.PublishProperties{
+			pub.Publish(t, &paho5.Publish{Topic: id + "/dev1", QoS: 1, Payload: []byte("p1"), Properties: &paho5.PublishProperties{
 				ContentType:     "application/json",
 				ResponseTopic:   "reply/dev1",
 				CorrelationData: []byte{0, 1, 2, 0xff},
@@ -78,7 +49,7 @@ topic_mappings:
 					{Key: "dup", Value: "first"}, {Key: "dup", Value: "last"}, {Key: "big", Value: big},
 				},
 			}})
-			pub.publish(t, &paho5.Publish{Topic: id + "/dev1", QoS: 0, Payload: []byte("p2")})
+			pub.Publish(t, &paho5.Publish{Topic: id + "/dev1", QoS: 0, Payload: []byte("p2")})
 			waitFor(t, 15*time.Second, "both messages", func() bool { return rec.unique() == 2 })
 			m := rec.get("p1")[0]
 			want := map[string]any{
@@ -179,10 +150,10 @@ topic_mappings:
 		return nil
 	})
 	ts.waitConnected(t)
-	pub := newPublisher5(t, b.url(), id+"-pub")
+	pub := mqtttest.NewPublisher5(t, b.url(), id+"-pub")
 	all := ids("m", n)
 	for _, p := range all {
-		pub.publish(t, &paho5.Publish{Topic: id + "/a", QoS: 1, Payload: []byte(p)})
+		pub.Publish(t, &paho5.Publish{Topic: id + "/a", QoS: 1, Payload: []byte(p)})
 	}
 	waitFor(t, 30*time.Second, "every message delivered", func() bool { return rec.unique() == n })
 	waitFor(t, 10*time.Second, "every PUBACK", func() bool { return b.obs.totalAcks(id) >= n })
@@ -220,9 +191,9 @@ topic_mappings:
 		return nil
 	})
 	ts.waitConnected(t)
-	pub := newPublisher5(t, b.url(), id+"-pub")
+	pub := mqtttest.NewPublisher5(t, b.url(), id+"-pub")
 	exp := uint32(1)
-	pub.publish(t, &paho5.Publish{Topic: id + "/a", QoS: 1, Payload: []byte("short"), Properties: &paho5.PublishProperties{MessageExpiry: &exp}})
+	pub.Publish(t, &paho5.Publish{Topic: id + "/a", QoS: 1, Payload: []byte("short"), Properties: &paho5.PublishProperties{MessageExpiry: &exp}})
 	time.Sleep(1500 * time.Millisecond)
 	mu.Lock()
 	fail = false

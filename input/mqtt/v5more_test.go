@@ -13,6 +13,8 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 	"github.com/benthos-danube/benthos-danube/internal/syncbuf"
 )
 
@@ -35,16 +37,8 @@ func TestV5ConnectAndSubscribeOptions(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			id := runID(t)
-			in, err := newInput(mustParse(t, fmt.Sprintf("protocol_version: \"5\"\nurls: [%s]\nclient_id: %s\ntopic_mappings: [{mqtt_topic: \"%s/#\", danube_topic: /a/b}]\n%s", b.url(), id, id, c.extra)), service.MockResources())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = in.Close(context.Background()) })
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := in.Connect(ctx); err != nil {
-				t.Fatal(err)
-			}
+			in := componenttest.New(t, Spec(), fmt.Sprintf("protocol_version: \"5\"\nurls: [%s]\nclient_id: %s\ntopic_mappings: [{mqtt_topic: \"%s/#\", danube_topic: /a/b}]\n%s", b.url(), id, id, c.extra), nil, newInput)
+			componenttest.MustConnect(t, in)
 			cp, ok := b.obs.lastConnect(id)
 			if !ok {
 				t.Fatal("no CONNECT seen")
@@ -117,9 +111,9 @@ func TestV5RetainedNotReplayedOnResume(t *testing.T) {
 	for _, bc := range testBrokers(t, false) {
 		t.Run(bc.name, func(t *testing.T) {
 			id := runID(t)
-			pub := newPublisher5(t, bc.url, id+"-pub")
-			pub.publish(t, &paho5.Publish{Topic: id + "/state", QoS: 1, Retain: true, Payload: []byte("state")})
-			t.Cleanup(func() { pub.publish(t, &paho5.Publish{Topic: id + "/state", QoS: 1, Retain: true}) })
+			pub := mqtttest.NewPublisher5(t, bc.url, id+"-pub")
+			pub.Publish(t, &paho5.Publish{Topic: id + "/state", QoS: 1, Retain: true, Payload: []byte("state")})
+			t.Cleanup(func() { pub.Publish(t, &paho5.Publish{Topic: id + "/state", QoS: 1, Retain: true}) })
 			rec := newReceived()
 			conf := fmt.Sprintf(`
 protocol_version: "5"
@@ -139,7 +133,7 @@ topic_mappings:
 			ts.stop(t, 10*time.Second)
 			ts2 := startStream(t, conf, consume)
 			ts2.waitConnected(t)
-			pub.publish(t, &paho5.Publish{Topic: id + "/probe", QoS: 1, Payload: []byte("probe")})
+			pub.Publish(t, &paho5.Publish{Topic: id + "/probe", QoS: 1, Payload: []byte("probe")})
 			waitFor(t, 10*time.Second, "the probe", func() bool { return len(rec.get("probe")) == 1 })
 			if n := len(rec.get("state")); n != 1 {
 				t.Fatalf("the retained message arrived %d times, want 1", n)
@@ -214,10 +208,10 @@ topic_mappings:
 `, b.url(), id, i, id), func(_ context.Context, m *service.Message) error { rec.add(m); return nil })
 		ts.waitConnected(t)
 	}
-	pub := newPublisher5(t, b.url(), id+"-pub")
+	pub := mqtttest.NewPublisher5(t, b.url(), id+"-pub")
 	all := ids("m", 40)
 	for _, p := range all {
-		pub.publish(t, &paho5.Publish{Topic: id + "/a", QoS: 2, Payload: []byte(p)})
+		pub.Publish(t, &paho5.Publish{Topic: id + "/a", QoS: 2, Payload: []byte(p)})
 	}
 	waitFor(t, 20*time.Second, "every message", func() bool { return rec.unique() == len(all) })
 	waitFor(t, 10*time.Second, "in-flight windows to drain", func() bool {

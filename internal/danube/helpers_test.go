@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danube/clienttest"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 )
 
@@ -62,11 +63,7 @@ func newConsumer(tb testing.TB, c *danube.Client, cfg danube.ConsumerConfig) *da
 
 func send(tb testing.TB, p *danube.Producer, m danube.Message) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Send(ctx, m); err != nil {
-		tb.Fatalf("Send: %v", err)
-	}
+	clienttest.Send(tb, p, m)
 }
 
 func receive(tb testing.TB, co *danube.Consumer, wait time.Duration) *danube.ReceivedMessage {

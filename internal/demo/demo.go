@@ -17,13 +17,11 @@ import (
 	"sync"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/config"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 
 	// The components config/mqtt-to-danube.yaml uses.
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
@@ -94,7 +92,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = mq.Close() }()
+	defer mq.Close()
 
 	dn, err := danubetest.NewServer(danubetest.WithNamespaces("iot"),
 		danubetest.WithLogger(slog.New(slog.DiscardHandler)))
@@ -188,23 +186,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 }
 
 // startMQTT starts an embedded mochi broker on a free loopback port.
-func startMQTT() (*mochi.Server, string, error) {
-	srv := mochi.New(&mochi.Options{
-		InlineClient: false,
-		Logger:       slog.New(slog.DiscardHandler),
-	})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		return nil, "", fmt.Errorf("configuring the embedded MQTT broker: %w", err)
-	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "demo", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(tcp); err != nil {
+func startMQTT() (*mqtttest.Server, string, error) {
+	srv, err := mqtttest.NewServer()
+	if err != nil {
 		return nil, "", fmt.Errorf("starting the embedded MQTT broker: %w", err)
 	}
-	if err := srv.Serve(); err != nil {
-		_ = srv.Close()
-		return nil, "", fmt.Errorf("starting the embedded MQTT broker: %w", err)
-	}
-	return srv, "tcp://" + tcp.Address(), nil
+	return srv, srv.URL(), nil
 }
 
 // buildStream builds the pipeline with the demo's brokers substituted for

@@ -7,13 +7,12 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
-	"net/url"
 	"sync/atomic"
 	"time"
 
-	"github.com/eclipse/paho.golang/packets"
 	paho "github.com/eclipse/paho.golang/paho"
+
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
 
 // sensor is one simulated publisher: an MQTT topic, its QoS, its MQTT 5
@@ -91,20 +90,11 @@ func (f *fleet) publish(ctx context.Context, s sensor, body []byte) error {
 // newFleet connects the fleet to the demo's embedded broker (which never
 // restarts, so the fleet does not reconnect).
 func newFleet(mqttURL string, devices int) (*fleet, error) {
-	u, err := url.Parse(mqttURL)
-	if err != nil {
-		return nil, fmt.Errorf("the simulated fleet's broker URL %q: %w", mqttURL, err)
-	}
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("connecting the simulated fleet to %s: %w", mqttURL, err)
-	}
-	c := paho.NewClient(paho.ClientConfig{ClientID: "demo-fleet", Conn: packets.NewThreadSafeConn(conn)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "demo-fleet", CleanStart: true, KeepAlive: 30}); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("connecting the simulated fleet to %s over MQTT 5: %w", mqttURL, err)
+	c, err := mqtttest.Connect5(ctx, mqttURL, "demo-fleet")
+	if err != nil {
+		return nil, fmt.Errorf("connecting the simulated fleet: %w", err)
 	}
 	return &fleet{client: c, sensors: fleetSensors(devices)}, nil
 }

@@ -13,9 +13,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/pelletier/go-toml/v2"
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/stretchr/testify/assert"
@@ -24,6 +21,7 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 	"github.com/benthos-danube/benthos-danube/internal/migrate"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 
 	_ "github.com/benthos-danube/benthos-danube/input/mqtt"
 	_ "github.com/benthos-danube/benthos-danube/metrics/prometheus"
@@ -261,13 +259,7 @@ func TestGeneratedConfigRoutesLikeRust(t *testing.T) {
 // startMochi starts an in-process MQTT broker on a free port.
 func startMochi(t *testing.T) string {
 	t.Helper()
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, srv.AddHook(new(auth.AllowHook), nil))
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	require.NoError(t, srv.AddListener(l))
-	require.NoError(t, srv.Serve())
-	t.Cleanup(func() { _ = srv.Close() })
-	return l.Address()
+	return mqtttest.NewTestServer(t).Addr()
 }
 
 type publisher struct{ c paho.Client }

@@ -290,7 +290,7 @@ func TestBrokerDownLongerThanSendTimeoutReconnects(t *testing.T) {
 	}
 	require.NoError(t, srv.Start())
 	require.NoError(t, <-res)
-	require.Eventually(t, func() bool { return srv.MessageCount("/default/nc") >= 2 }, 10*time.Second, 10*time.Millisecond)
+	waitMessages(t, srv, "/default/nc", 2, 10*time.Second)
 }
 
 func TestInvalidStaticTopic(t *testing.T) {
@@ -503,7 +503,7 @@ logger:
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = strm.Run(ctx) }()
-	require.Eventually(t, func() bool { return srv.MessageCount("/default/metrics") >= 5 }, 20*time.Second, 10*time.Millisecond)
+	waitMessages(t, srv, "/default/metrics", 5, 20*time.Second)
 
 	var body string
 	require.Eventually(t, func() bool {
@@ -586,4 +586,12 @@ func TestRegisterOnEmptyEnvironment(t *testing.T) {
 	env.WalkProcessors(func(name string, _ *service.ConfigView) { processors = append(processors, name) })
 	assert.Equal(t, []string{"danube"}, outputs)
 	assert.Equal(t, []string{"danube_output_order_stamp"}, processors)
+}
+
+// waitMessages waits until the test broker's topic holds n messages.
+func waitMessages(t *testing.T, srv *danubetest.Server, topic string, n int, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	require.NoError(t, srv.WaitForMessages(ctx, topic, n))
 }

@@ -2,11 +2,6 @@ package mqttout
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -21,83 +16,40 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
-	"go.uber.org/goleak"
+
+	"github.com/benthos-danube/benthos-danube/internal/componenttest"
+	"github.com/benthos-danube/benthos-danube/internal/leaktest"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
-}
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
-func runID(t testing.TB) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return strings.ReplaceAll(t.Name(), "/", "_") + "-" + hex.EncodeToString(b)
-}
-
-// broker is an embedded mochi broker on 127.0.0.1, restartable on the same
-// port, whose hook can withhold the acknowledgement of publishes (it drops
-// them, as a broker that never answers would) to topics under a prefix.
+// broker is an mqtttest broker, restartable on the same port, whose hook
+// can withhold the acknowledgement of publishes (it drops them, as a broker
+// that never answers would) to topics under a prefix.
 type broker struct {
+	*mqtttest.Server
 	t    testing.TB
-	addr string
 	hook *withholdHook
-	mu   sync.Mutex
-	srv  *mochi.Server
 }
 
 func newBroker(t testing.TB) *broker {
 	t.Helper()
-	b := &broker{t: t, addr: "127.0.0.1:0", hook: &withholdHook{}}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
+	h := &withholdHook{}
+	return &broker{Server: mqtttest.NewTestServer(t, mqtttest.WithHook(h, nil)), t: t, hook: h}
 }
 
-func (b *broker) url() string { return "tcp://" + b.addr }
+func (b *broker) url() string { return b.URL() }
 
+// start starts the stopped broker again, with extra listeners.
 func (b *broker) start(extra ...listeners.Listener) {
 	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(b.hook, nil); err != nil {
-		b.t.Fatal(err)
+	if err := b.Start(extra...); err != nil {
+		b.t.Fatalf("%v", err)
 	}
-	var err error
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr})
-	for i := 0; i < 50; i++ { // the port may linger briefly after a stop
-		if err = srv.AddListener(l); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-		l = listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr})
-	}
-	if err != nil {
-		b.t.Fatalf("mochi listen on %s: %v", b.addr, err)
-	}
-	b.addr = l.Address()
-	for _, x := range extra {
-		if err := srv.AddListener(x); err != nil {
-			b.t.Fatal(err)
-		}
-	}
-	if err := srv.Serve(); err != nil {
-		b.t.Fatalf("mochi serve: %v", err)
-	}
-	b.srv = srv
 }
 
-func (b *broker) stop() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.srv != nil {
-		_ = b.srv.Close()
-		b.srv = nil
-	}
-}
+func (b *broker) stop() { b.Stop() }
 
 // withholdHook lets every client in, drops (never acknowledges) publishes
 // to topics starting with the prefix set in withhold, and counts what it
@@ -157,7 +109,7 @@ type subscriber struct {
 func subscribe(t testing.TB, url, filter string, qos byte) *subscriber {
 	t.Helper()
 	s := &subscriber{}
-	o := paho.NewClientOptions().AddBroker(url).SetClientID(runID(t) + "-sub").SetCleanSession(true).
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(mqtttest.RunID(t) + "-sub").SetCleanSession(true).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
 		SetMaxReconnectInterval(200 * time.Millisecond).SetOrderMatters(true).
 		SetOnConnectHandler(func(c paho.Client) {
@@ -278,30 +230,10 @@ func msg(payload string, meta ...string) *service.Message {
 
 // externalBrokerURL returns MQTT_TEST_URL, failing the test when it is set
 // but unreachable.
-func externalBrokerURL(t testing.TB) string {
-	u := os.Getenv("MQTT_TEST_URL")
-	if u == "" {
-		return ""
-	}
-	host := u
-	if i := strings.Index(host, "://"); i >= 0 {
-		host = host[i+3:]
-	}
-	c, err := net.DialTimeout("tcp", host, 3*time.Second)
-	if err != nil {
-		t.Fatalf("MQTT_TEST_URL=%s is set but unreachable: %v", u, err)
-	}
-	_ = c.Close()
-	return u
-}
+func externalBrokerURL(t testing.TB) string { return mqtttest.ExternalURL(t) }
 
+// waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	componenttest.WaitFor(t, timeout, what, cond)
 }

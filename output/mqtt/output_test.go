@@ -26,7 +26,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // TestPublishesInTopicOrder: an ordered input (generate, batches of 5,
@@ -36,7 +37,7 @@ import (
 func TestPublishesInTopicOrder(t *testing.T) {
 	for _, bc := range brokers(t) {
 		t.Run(bc.name, func(t *testing.T) {
-			id := runID(t)
+			id := mqtttest.RunID(t)
 			sub := subscribe(t, bc.url, id+"/#", 2)
 			const devs, perDev = 3, 100
 			startConfig(t, fmt.Sprintf(`
@@ -80,7 +81,7 @@ output:
 // TestQoSAndRetain: the flags reach the subscriber.
 func TestQoSAndRetain(t *testing.T) {
 	b := newBroker(t)
-	id := runID(t)
+	id := mqtttest.RunID(t)
 	ts := startStream(t, fmt.Sprintf(`
 mqtt:
   urls: [ %s ]
@@ -107,7 +108,7 @@ func TestAckWaitsForPUBACK(t *testing.T) {
 	for _, qos := range []int{1, 2} {
 		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
 			b := newBroker(t)
-			id := runID(t)
+			id := mqtttest.RunID(t)
 			b.hook.withhold(id + "/held")
 			ts := startStream(t, fmt.Sprintf(`
 mqtt:
@@ -143,7 +144,7 @@ mqtt:
 // writes again) and every message arrives.
 func TestReconnects(t *testing.T) {
 	b := newBroker(t)
-	id := runID(t)
+	id := mqtttest.RunID(t)
 	ts := startStream(t, fmt.Sprintf(`
 mqtt:
   urls: [ %s ]
@@ -193,10 +194,10 @@ func TestTLS(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	_ = l.Close()
-	b := &broker{t: t, addr: "127.0.0.1:0", hook: &withholdHook{}}
+	b := newBroker(t)
+	b.stop()
 	b.start(listeners.NewTCP(listeners.Config{ID: "tls", Address: addr, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}))
-	t.Cleanup(b.stop)
-	id := runID(t)
+	id := mqtttest.RunID(t)
 	sub := subscribe(t, b.url(), id, 1)
 	ts := startStream(t, fmt.Sprintf(`
 mqtt:
@@ -238,7 +239,7 @@ func selfSignedPEM(t *testing.T) (certPEM, keyPEM []byte) {
 // same batch are published.
 func TestDeadLetters(t *testing.T) {
 	b := newBroker(t)
-	id := runID(t)
+	id := mqtttest.RunID(t)
 	sub := subscribe(t, b.url(), id+"/#", 1)
 	dlPath := filepath.Join(t.TempDir(), "dl.jsonl")
 	ts := startStream(t, fmt.Sprintf(`
@@ -290,7 +291,7 @@ mqtt:
 // and on other topics, are delivered.
 func TestRefusalByDisconnect(t *testing.T) {
 	b := newBroker(t)
-	id := runID(t)
+	id := mqtttest.RunID(t)
 	b.hook.deny(id + "/denied")
 	sub := subscribe(t, b.url(), id+"/#", 1)
 	dlPath := filepath.Join(t.TempDir(), "dl.jsonl")
@@ -341,7 +342,7 @@ retry:
 // can never be published fails (it is not dropped), the others pass.
 func TestNoDeadLetterOutputFails(t *testing.T) {
 	b := newBroker(t)
-	id := runID(t)
+	id := mqtttest.RunID(t)
 	ts := startStream(t, fmt.Sprintf(`
 mqtt:
   urls: [ %s ]
@@ -361,7 +362,7 @@ func TestLoopGuard(t *testing.T) {
 	for _, skip := range []bool{true, false} {
 		t.Run(fmt.Sprint("skip=", skip), func(t *testing.T) {
 			b := newBroker(t)
-			id := runID(t)
+			id := mqtttest.RunID(t)
 			sub := subscribe(t, b.url(), id+"/#", 1)
 			ts := startStream(t, fmt.Sprintf(`
 mqtt:
@@ -395,7 +396,7 @@ mqtt:
 // output with a write in flight).
 func TestCloseStopsGoroutines(t *testing.T) {
 	b := newBroker(t)
-	id := runID(t)
+	id := mqtttest.RunID(t)
 	b.hook.withhold(id)
 	env := service.NewEnvironment()
 	require.NoError(t, Register(env))

@@ -17,7 +17,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 var (
@@ -77,72 +77,36 @@ func TestEndToEndBenchmark(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	bctx, bcancel := context.WithTimeout(ctx, 5*time.Minute)
-	bin, err := harness.BuildBinary(bctx, t.TempDir())
-	var miniBin, rawBin string
-	if err == nil {
-		miniBin, rawBin, err = buildPrograms(bctx, t.TempDir())
+	var procEnv []string
+	if *flagBridgeEnv != "" {
+		procEnv = strings.Split(*flagBridgeEnv, ",")
 	}
+	rig := harness.StartRig(t, ctx, harness.RigConfig{
+		LogDir:    logDir,
+		Mosquitto: harness.MosquittoOptions{MaxInflight: *flagInflight},
+		Bridge: harness.BridgeConfig{
+			LogLevel: "warn", ClientID: bridgeID, Keepalive: "10s",
+			Mappings: []string{
+				`{ mqtt_topic: "bench/q0/+", danube_topic: /default/tp_q0, qos: 0 }`,
+				`{ mqtt_topic: "bench/q1/+", danube_topic: /default/tp_q1, qos: 1 }`,
+				fmt.Sprintf(`{ mqtt_topic: "bench/prof/+", danube_topic: /default/prof, qos: %d }`, *flagProfQoS),
+				`{ mqtt_topic: "bench/lat/+", danube_topic: /default/lat, qos: 1 }`,
+				`{ mqtt_topic: "bench/stall/+", danube_topic: /default/stall, qos: 1 }`,
+			},
+			OutputExtra: []string{fmt.Sprintf("max_in_flight: %d", *flagOutInFl)},
+		},
+		Env:         procEnv,
+		ProbeTopic:  "bench/prof/probe",
+		ProbeDanube: []string{"/default/prof"},
+	})
+	bin, srv, mq, bridge := rig.Bin, rig.Danube, rig.MQTT, rig.Bridge
+	bctx, bcancel := context.WithTimeout(ctx, 5*time.Minute)
+	miniBin, rawBin, err := buildPrograms(bctx, t.TempDir())
 	bcancel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := danubetest.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	mq, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: t.TempDir(), MaxInflight: *flagInflight})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mq.Close)
-	httpPort, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := fmt.Sprintf(`http:
-  enabled: true
-  address: 127.0.0.1:%d
-  debug_endpoints: true
-logger:
-  level: warn
-  format: logfmt
-shutdown_timeout: 5s
-input:
-  mqtt:
-    urls: [ %q ]
-    client_id: %s
-    clean_session: false
-    keepalive: 10s
-    topic_mappings:
-      - { mqtt_topic: "bench/q0/+", danube_topic: /default/tp_q0, qos: 0 }
-      - { mqtt_topic: "bench/q1/+", danube_topic: /default/tp_q1, qos: 1 }
-      - { mqtt_topic: "bench/prof/+", danube_topic: /default/prof, qos: %d }
-      - { mqtt_topic: "bench/lat/+", danube_topic: /default/lat, qos: 1 }
-      - { mqtt_topic: "bench/stall/+", danube_topic: /default/stall, qos: 1 }
-output:
-  danube:
-    url: %q
-    max_in_flight: %d
-`, httpPort, mq.URL(), bridgeID, *flagProfQoS, srv.URL(), *flagOutInFl)
-	bridge, err := harness.NewBridge(bin, logDir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bridge.Close)
-	var procEnv []string
-	if *flagBridgeEnv != "" {
-		procEnv = strings.Split(*flagBridgeEnv, ",")
-		bridge.Env = procEnv
-	}
-	if err := bridge.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, ctx: ctx, mq: mq, srv: srv, bridge: bridge, httpPort: httpPort}
-	if err := e.waitReady("bench/prof/probe", func() bool { return srv.MessageCount("/default/prof") > 0 }); err != nil {
-		t.Fatalf("bridge not ready: %v\n%s", err, harness.TailFile(bridge.LogPath(), 3000))
-	}
+	e := &env{t: t, ctx: ctx, mq: mq, srv: srv, bridge: bridge, httpPort: rig.HTTPPort}
 	// The minimal bridge: the same Mosquitto, Danube broker, session kind,
 	// keepalive, in-flight bound, reliable dispatch per QoS and attributes.
 	if e.miniPprof, err = harness.FreePort(); err != nil {
@@ -159,7 +123,7 @@ output:
 		t.Fatal(err)
 	}
 	t.Cleanup(e.mini.Close)
-	if err := e.waitReady("mini/prof/probe", func() bool { return srv.MessageCount("/default/mini_prof") > 0 }); err != nil {
+	if err := e.waitReady("mini/prof/probe", func(ctx context.Context) error { return srv.WaitForMessages(ctx, "/default/mini_prof", 1) }); err != nil {
 		t.Fatalf("minimal bridge not ready: %v\n%s", err, harness.TailFile(e.mini.logPath, 3000))
 	}
 	// The raw subscriber, as its own process so that its CPU can be read.
@@ -173,7 +137,7 @@ output:
 		t.Fatal(err)
 	}
 	t.Cleanup(e.raw.Close)
-	if err := e.waitReady("raw/q1/probe", func() bool { n, _, _, err := e.rawStats(); return err == nil && n > 0 }); err != nil {
+	if err := e.waitReady("raw/q1/probe", e.rawReceived); err != nil {
 		t.Fatalf("raw subscriber not ready: %v\n%s", err, harness.TailFile(e.raw.logPath, 3000))
 	}
 
@@ -317,26 +281,10 @@ func f1(v float64) string  { return fmt.Sprintf("%.1f", v) }
 func f2(v float64) string  { return fmt.Sprintf("%.2f", v) }
 func pct(v float64) string { return fmt.Sprintf("%.1f%%", v*100) }
 
-// waitReady publishes probes on topic (QoS 1, 10/s) until arrived says
-// one went through the process under test.
-func (e *env) waitReady(topic string, arrived func() bool) error {
-	ctx, cancel := context.WithTimeout(e.ctx, 90*time.Second)
-	defer cancel()
-	pp, err := harness.NewPublisher(harness.PublisherConfig{URL: e.mq.URL(), ClientID: "bench-probe2",
-		Topic: func(string) string { return topic }, Devices: []string{"probe"}, QoS: 1, Clean: true, Rate: 10})
-	if err != nil {
-		return err
-	}
-	defer pp.Close()
-	go pp.Run(ctx)
-	for !arrived() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no probe on %s went through: %w", topic, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
+// waitReady publishes probes on topic until arrived returns: one went
+// through the process under test.
+func (e *env) waitReady(topic string, arrived func(context.Context) error) error {
+	return harness.WaitThrough(e.ctx, e.mq.URL(), topic, arrived)
 }
 
 // publishN publishes n messages as fast as possible over the publishers and

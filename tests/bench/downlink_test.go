@@ -23,7 +23,7 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/danube/danubetest"
 	"github.com/benthos-danube/benthos-danube/tests/bench/commandload"
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // The downlink benchmark: config/danube-to-mqtt.yaml run by the real binary
@@ -152,12 +152,10 @@ func TestDownlinkBenchmark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./tests/bench/rawpub")
-	build.Dir = root
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./tests/bench/rawpub: %v\n%s", err, b)
+	rawpub, err := harness.Build(ctx, dir, "./tests/bench/rawpub")
+	if err != nil {
+		t.Fatal(err)
 	}
-	rawpub := filepath.Join(dir, "rawpub")
 	cfg, err := os.ReadFile(filepath.Join(root, "config", "danube-to-mqtt.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -14,23 +14,19 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/benthos-danube/benthos-danube/tests/chaos/harness"
+	"github.com/benthos-danube/benthos-danube/tests/harness"
 )
 
 // buildPrograms builds the minimal bridge and the raw subscriber of the
 // test tree into dir.
 func buildPrograms(ctx context.Context, dir string) (mini, raw string, err error) {
-	root, err := harness.ModuleRoot()
-	if err != nil {
+	if mini, err = harness.Build(ctx, dir, "./tests/bench/minibridge"); err != nil {
 		return "", "", err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator),
-		"./tests/bench/minibridge", "./tests/bench/rawsub")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("go build ./tests/bench/minibridge ./tests/bench/rawsub: %w\n%s", err, b)
+	if raw, err = harness.Build(ctx, dir, "./tests/bench/rawsub"); err != nil {
+		return "", "", err
 	}
-	return filepath.Join(dir, "minibridge"), filepath.Join(dir, "rawsub"), nil
+	return mini, raw, nil
 }
 
 // program is a process under test besides the bridge (the minimal bridge,
@@ -138,6 +134,21 @@ func (e *env) rawStats() (n int64, first, last time.Time, err error) {
 		return 0, first, last, fmt.Errorf("raw subscriber stats %q: %w", b, err)
 	}
 	return n, time.Unix(0, f), time.Unix(0, l), nil
+}
+
+// rawReceived polls the raw subscriber's counter (an HTTP endpoint of
+// another process) until it received a message or ctx is done.
+func (e *env) rawReceived(ctx context.Context) error {
+	for {
+		if n, _, _, err := e.rawStats(); err == nil && n > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (e *env) rawReset() {

@@ -182,6 +182,18 @@ func (m *Mosquitto) Stop(timeout time.Duration) (graceful bool) {
 	}
 }
 
+// Start starts a stopped broker again on the same port, with the sessions
+// and queued messages it saved at its graceful stop.
+func (m *Mosquitto) Start(ctx context.Context) error {
+	m.mu.Lock()
+	running := m.cmd != nil
+	m.mu.Unlock()
+	if running {
+		return errors.New("mosquitto is running")
+	}
+	return m.start(ctx)
+}
+
 // Restart stops the broker gracefully and starts it again on the same port.
 func (m *Mosquitto) Restart(ctx context.Context) error {
 	if !m.Stop(15 * time.Second) {

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -56,33 +54,6 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// BuildBinary builds cmd/benthos-danube into outDir and returns its path.
-// When the environment variable BENTHOS_DANUBE_BIN names an existing file,
-// that binary is used instead.
-func BuildBinary(ctx context.Context, outDir string) (string, error) {
-	if p := os.Getenv("BENTHOS_DANUBE_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("BENTHOS_DANUBE_BIN: %w", err)
-		}
-		return p, nil
-	}
-	root, err := ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(outDir, "benthos-danube")
-	if runtime.GOOS == "windows" {
-		out += ".exe"
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/benthos-danube")
-	cmd.Dir = root
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/benthos-danube: %w\n%s", err, b)
-	}
-	return out, nil
 }
 
 // ProcMem is a sample of a process's memory from /proc/<pid>/status.
@@ -170,4 +141,11 @@ func ReadProcCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("unexpected /proc/%d/stat values", pid)
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+func mkdir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	return nil
 }

@@ -1,0 +1,221 @@
+package mqtttest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// TB is the part of testing.TB that NewTestServer uses. A *testing.T or
+// *testing.B satisfies it.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// Option configures a Server.
+type Option func(*options)
+
+type options struct {
+	addr   string
+	logger *slog.Logger
+	hooks  []func() (mochi.Hook, any)
+}
+
+// WithAddr listens on addr (host:port) instead of 127.0.0.1:0.
+func WithAddr(addr string) Option { return func(o *options) { o.addr = addr } }
+
+// WithLogger sets mochi's logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithHook adds h, with its config, to the broker at every start (the same
+// hook object each time, so that what it records survives a restart). A hook
+// that provides OnConnectAuthenticate takes authentication over from the
+// default allow-all hook, and must then also provide OnACLCheck.
+func WithHook(h mochi.Hook, config any) Option {
+	return WithHookFunc(func() (mochi.Hook, any) { return h, config })
+}
+
+// WithHookFunc adds the hook newHook returns, a fresh one at every start (for
+// hooks that mochi closes when the server stops, such as storage).
+func WithHookFunc(newHook func() (mochi.Hook, any)) Option {
+	return func(o *options) { o.hooks = append(o.hooks, newHook) }
+}
+
+// Server is an embedded mochi MQTT broker. Its methods are safe for
+// concurrent use.
+type Server struct {
+	opts options
+
+	mu   sync.Mutex
+	addr string // the TCP listener's address, fixed after the first start
+	srv  *mochi.Server
+}
+
+// NewServer starts a broker. Close it when done.
+func NewServer(opts ...Option) (*Server, error) {
+	o := options{addr: "127.0.0.1:0", logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Server{opts: o, addr: o.addr}
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewTestServer is NewServer for tests: it calls t.Fatalf on error and
+// closes the server on cleanup.
+func NewTestServer(t TB, opts ...Option) *Server {
+	t.Helper()
+	s, err := NewServer(opts...)
+	if err != nil {
+		t.Fatalf("mqtttest: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Addr is host:port of the TCP listener.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// URL is the tcp:// URL of the TCP listener.
+func (s *Server) URL() string { return "tcp://" + s.Addr() }
+
+// Start starts a stopped broker on the same port, with extra listeners
+// besides the TCP one (for this start only). Starting a running broker is an
+// error.
+func (s *Server) Start(extra ...listeners.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("mqtttest: the broker is running")
+	}
+	srv := mochi.New(&mochi.Options{Logger: s.opts.logger})
+	// The guard first: it then holds the session write lock before any
+	// storage hook records the session.
+	if err := srv.AddHook(newSessionGuard(), nil); err != nil {
+		return fmt.Errorf("mqtttest: adding the session guard: %w", err)
+	}
+	ownAuth := false
+	for _, newHook := range s.opts.hooks {
+		h, cfg := newHook()
+		ownAuth = ownAuth || h.Provides(mochi.OnConnectAuthenticate)
+		if err := srv.AddHook(h, cfg); err != nil {
+			return fmt.Errorf("mqtttest: adding hook %s: %w", h.ID(), err)
+		}
+	}
+	if !ownAuth {
+		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+			return fmt.Errorf("mqtttest: adding the allow-all hook: %w", err)
+		}
+	}
+	var err error
+	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.addr})
+	for i := 0; i < 50; i++ { // the port may linger briefly after a stop
+		if err = srv.AddListener(l); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+		l = listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.addr})
+	}
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("mqtttest: listening on %s: %w", s.addr, err)
+	}
+	for _, x := range extra {
+		if err := srv.AddListener(x); err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("mqtttest: adding listener %s: %w", x.ID(), err)
+		}
+	}
+	if err := srv.Serve(); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("mqtttest: serving: %w", err)
+	}
+	s.addr, s.srv = l.Address(), srv
+	return nil
+}
+
+// Stop closes the broker and every connection; Start opens it again. Stopping
+// a stopped broker does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		_ = s.srv.Close()
+		s.srv = nil
+	}
+}
+
+// Restart stops and starts the broker.
+func (s *Server) Restart(extra ...listeners.Listener) error {
+	s.Stop()
+	return s.Start(extra...)
+}
+
+// Close stops the broker.
+func (s *Server) Close() { s.Stop() }
+
+// Inflight returns the broker's count of in-flight messages of a client id,
+// or -1 when the broker is stopped or does not know the client.
+func (s *Server) Inflight(clientID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return -1
+	}
+	cl, ok := s.srv.Clients.Get(clientID)
+	if !ok {
+		return -1
+	}
+	return cl.State.Inflight.Len()
+}
+
+// ExternalURL returns the URL of the external MQTT broker named by the
+// environment variable MQTT_TEST_URL (such as tcp://127.0.0.1:1883), or ""
+// when it is not set. A set but unreachable broker fails the test.
+func ExternalURL(t TB) string {
+	t.Helper()
+	u := os.Getenv("MQTT_TEST_URL")
+	if u == "" {
+		return ""
+	}
+	host := u
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	c, err := net.DialTimeout("tcp", host, 5*time.Second)
+	if err != nil {
+		t.Fatalf("MQTT_TEST_URL=%s is set but unreachable: %v", u, err)
+		return ""
+	}
+	_ = c.Close()
+	return u
+}
+
+// RunID returns a name unique to this run of the test t, for topics and
+// client ids: tests against a shared external broker then see neither each
+// other's messages nor each other's sessions.
+func RunID(t interface{ Name() string }) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return strings.ReplaceAll(t.Name(), "/", "_") + "-" + hex.EncodeToString(b)
+}

@@ -1,0 +1,127 @@
+package mqtttest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	paho5 "github.com/eclipse/paho.golang/paho"
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
+)
+
+// connect connects a paho client, or returns the connect error.
+func connect(t *testing.T, url, id string, clean bool, h paho.MessageHandler) (paho.Client, error) {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(clean).
+		SetConnectTimeout(3 * time.Second).SetAutoReconnect(false).SetDefaultPublishHandler(h)
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		return nil, tok.Error()
+	}
+	t.Cleanup(func() { c.Disconnect(50) })
+	return c, nil
+}
+
+func mustConnect(t *testing.T, url, id string, clean bool, h paho.MessageHandler) paho.Client {
+	t.Helper()
+	c, err := connect(t, url, id, clean, h)
+	if err != nil {
+		t.Fatalf("connect %s: %v", id, err)
+	}
+	return c
+}
+
+func wait(t *testing.T, tok paho.Token) {
+	t.Helper()
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("token: %v", tok.Error())
+	}
+}
+
+// TestServerRestartsOnItsPort: messages flow, and after Restart the broker
+// is back on the same address.
+func TestServerRestartsOnItsPort(t *testing.T) {
+	mq := mqtttest.NewTestServer(t)
+	addr := mq.Addr()
+	if err := mq.Start(); err == nil {
+		t.Fatal("Start of a running broker succeeded")
+	}
+	got := make(chan string, 4)
+	for round := 0; round < 2; round++ {
+		sub := mustConnect(t, mq.URL(), "sub", true, nil)
+		wait(t, sub.Subscribe("a/b", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }))
+		pub := mustConnect(t, mq.URL(), "pub", true, nil)
+		wait(t, pub.Publish("a/b", 1, false, "hello"))
+		select {
+		case m := <-got:
+			if m != "hello" {
+				t.Fatalf("got %q", m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: no message", round)
+		}
+		if err := mq.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		if mq.Addr() != addr {
+			t.Fatalf("restarted on %s, want %s", mq.Addr(), addr)
+		}
+	}
+}
+
+// denyHook refuses clients with the user name "bad" and allows the rest.
+type denyHook struct{ mochi.HookBase }
+
+func (*denyHook) ID() string { return "deny" }
+func (*denyHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+func (*denyHook) OnConnectAuthenticate(_ *mochi.Client, pk packets.Packet) bool {
+	return string(pk.Connect.Username) != "bad"
+}
+func (*denyHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+
+// TestHookTakesOverAuth: a hook that authenticates replaces the default
+// allow-all hook.
+func TestHookTakesOverAuth(t *testing.T) {
+	mq := mqtttest.NewTestServer(t, mqtttest.WithHook(&denyHook{}, nil))
+	mustConnect(t, mq.URL(), "good", true, nil)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(mq.URL()).SetClientID("bad").SetUsername("bad").
+		SetConnectTimeout(3 * time.Second).SetAutoReconnect(false))
+	tok := c.Connect()
+	if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+		c.Disconnect(50)
+		t.Fatal("the hook's refusal was overridden")
+	}
+}
+
+// TestPublisher5: an MQTT 5 publisher's message reaches a 3.1.1 subscriber,
+// and Connect5 reports a broker that is not there.
+func TestPublisher5(t *testing.T) {
+	mq := mqtttest.NewTestServer(t)
+	got := make(chan string, 1)
+	sub := mustConnect(t, mq.URL(), "sub", true, nil)
+	wait(t, sub.Subscribe("v5/x", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }))
+	pub := mqtttest.NewPublisher5(t, mq.URL(), "pub5")
+	pub.Publish(t, &paho5.Publish{Topic: "v5/x", QoS: 1, Payload: []byte("five")})
+	select {
+	case m := <-got:
+		if m != "five" {
+			t.Fatalf("got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+	}
+	addr := mq.Addr()
+	mq.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := mqtttest.Connect5(ctx, "tcp://"+addr, "nobody"); err == nil {
+		t.Fatal("Connect5 to a stopped broker succeeded")
+	}
+}
