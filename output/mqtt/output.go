@@ -19,6 +19,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
@@ -58,6 +59,8 @@ type output struct {
 	retained     *service.InterpolatedString
 	writeTimeout time.Duration
 	skipOrigin   bool
+	v5           bool                    // protocol_version: 5
+	userProps    *service.MetadataFilter // nil: all but the excluded keys (properties.go)
 	log          *service.Logger
 	dl           *deadLetters
 
@@ -86,7 +89,7 @@ type live struct {
 }
 
 func newFromConfig(env *service.Environment, conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
-	o, err := newOutput(conf, mgr, dial311)
+	o, err := newOutput(conf, mgr, nil)
 	if err != nil {
 		return nil, service.BatchPolicy{}, 0, err
 	}
@@ -112,7 +115,14 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources, dial dialFunc
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
+	if dial == nil {
+		dial = dial311
+		if s.protocol == mqttconn.Protocol5 {
+			dial = dial5
+		}
+	}
 	o := &output{
+		v5:           s.protocol == mqttconn.Protocol5,
 		dial:         dial,
 		writeTimeout: s.writeTimeout,
 		log:          mgr.Logger(),
@@ -153,6 +163,14 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources, dial dialFunc
 	}
 	if o.skipOrigin, err = conf.FieldBool(fieldSkipOrigin); err != nil {
 		return nil, wrap(fieldSkipOrigin, err)
+	}
+	if s.userProps {
+		if o.userProps, err = conf.FieldMetadataFilter(fieldUserProps); err != nil {
+			return nil, wrap(fieldUserProps, err)
+		}
+		if o.userProps.IsEmpty() {
+			o.userProps = nil
+		}
 	}
 	if o.dl, err = parseDeadLetters(conf, mgr); err != nil {
 		return nil, err
@@ -508,6 +526,11 @@ func (o *output) prepare(i int, msg *service.Message, topicEx, qosEx, retEx *ser
 	}
 	if p.pub.payload, err = msg.AsBytes(); err != nil {
 		return doom(reasonInvalidMessage, fmt.Errorf("reading the payload: %w", err))
+	}
+	if o.v5 {
+		if p.pub.props, err = buildProperties(msg, o.userProps); err != nil {
+			return doom(reasonInvalidMessage, fmt.Errorf("MQTT 5 properties: %w", err))
+		}
 	}
 	if o.sus.any() {
 		p.key = suspectKey(p.pub)
