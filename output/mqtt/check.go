@@ -80,7 +80,13 @@ func readSettings(conf *service.ParsedConfig) (settings, error) {
 	if s.protocol, err = conf.FieldString(fieldProtocol); err != nil {
 		return s, wrap(fieldProtocol, err)
 	}
-	s.userProps = conf.Contains(fieldUserProps)
+	if conf.Contains(fieldUserProps) {
+		f, err := conf.FieldMetadataFilter(fieldUserProps)
+		if err != nil {
+			return s, wrap(fieldUserProps, err)
+		}
+		s.userProps = !f.IsEmpty()
+	}
 	return s, nil
 }
 
