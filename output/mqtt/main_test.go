@@ -46,11 +46,15 @@ type broker struct {
 	hook *withholdHook
 	mu   sync.Mutex
 	srv  *mochi.Server
+	caps *mochi.Capabilities // nil: mochi's defaults
 }
 
-func newBroker(t testing.TB) *broker {
+func newBroker(t testing.TB) *broker { t.Helper(); return newBrokerWith(t, nil) }
+
+// newBrokerWith is newBroker with mochi capabilities (nil: the defaults).
+func newBrokerWith(t testing.TB, caps *mochi.Capabilities) *broker {
 	t.Helper()
-	b := &broker{t: t, addr: "127.0.0.1:0", hook: &withholdHook{}}
+	b := &broker{t: t, addr: "127.0.0.1:0", hook: &withholdHook{}, caps: caps}
 	b.start()
 	t.Cleanup(b.stop)
 	return b
@@ -62,7 +66,7 @@ func (b *broker) start(extra ...listeners.Listener) {
 	b.t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Capabilities: b.caps})
 	if err := srv.AddHook(b.hook, nil); err != nil {
 		b.t.Fatal(err)
 	}

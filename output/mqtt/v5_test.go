@@ -14,6 +14,7 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	paho5 "github.com/eclipse/paho.golang/paho"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -282,4 +283,44 @@ func TestV5CloseStopsGoroutines(t *testing.T) {
 	require.NoError(t, o.Close(ctx))
 	assert.Less(t, time.Since(start), 5*time.Second)
 	require.Error(t, <-res, "the unacknowledged write failed, it was not acked")
+}
+
+// TestV5ReceiveMaximum: the transport keeps at most the broker's Receive
+// Maximum (mochi announcing 2) QoS 1 publications in flight: with the
+// PUBACKs withheld, a third publish waits for a slot, is never written,
+// and fails after write_timeout (the output retries it).
+func TestV5ReceiveMaximum(t *testing.T) {
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.ReceiveMaximum = 2
+	b := newBrokerWith(t, caps)
+	id := runID(t)
+	b.hook.withhold(id)
+	tr, err := dial5(context.Background(), connConfig{urls: []string{b.url()}, clientID: id, keepalive: 30 * time.Second, connectTimeout: 5 * time.Second, writeTimeout: 500 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { tr.close(0) })
+	var ds []delivery
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		ds = append(ds, tr.publish(publication{topic: id + "/x", qos: 1, payload: []byte("p")}))
+		assert.Less(t, time.Since(start), 300*time.Millisecond, "a free slot: publish returns at once")
+	}
+	start := time.Now()
+	d := tr.publish(publication{topic: id + "/x", qos: 1, payload: []byte("third")})
+	assert.GreaterOrEqual(t, time.Since(start), 450*time.Millisecond, "the window is full: publish waits")
+	<-d.Done()
+	require.Error(t, d.Error())
+	assert.Contains(t, d.Error().Error(), "Receive Maximum")
+	assert.EqualValues(t, 2, b.hook.dropped.Load(), "the third was never sent")
+	for _, d := range ds {
+		select {
+		case <-d.Done():
+			t.Fatal("completed without a PUBACK")
+		default:
+		}
+	}
+	tr.close(0)
+	for _, d := range ds {
+		<-d.Done()
+		require.ErrorIs(t, d.Error(), errConnLost)
+	}
 }
