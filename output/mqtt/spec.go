@@ -214,8 +214,18 @@ published alone next (once nothing else is in flight, and nothing after it until
 the connection is lost twice while it was alone, it is dead-lettered with reason ` + "`rejected`" + `. One refused
 message therefore costs two reconnects and never stops the others. A broker restart costs each message in
 flight one isolated publish. MQTT 5 reports refusals in the PUBACK's reason code (Mosquitto: 0x87 not
-authorized, 0x95 packet too large); the output's transport is built so an MQTT 5 transport can map those to
-dead letters directly.
+authorized, 0x95 packet too large): see the next section.
+
+== MQTT 5
+
+With ` + "`protocol_version: 5`" + ` a PUBACK or PUBREC reason code of 0x80 or more dead-letters the message at once (no
+reconnect, no isolation): 0x87 ` + "`permission_denied`" + `, 0x90 ` + "`invalid_topic`" + `, 0x95 ` + "`too_large`" + `, any other
+` + "`rejected`" + `, with the code and the broker's reason string in ` + "`dead_letter_error`" + `. A message over the broker's
+Maximum Packet Size, at a QoS over its Maximum QoS or retained where RETAIN is not available is refused the same
+way before it is sent. The broker's Receive Maximum bounds the messages in flight. The message's metadata
+becomes user properties (see ` + "`user_properties`" + `), ` + "`mqtt.content_type`" + `, ` + "`mqtt.response_topic`" + ` and
+` + "`mqtt.correlation_data`" + ` (base64) become Content Type, Response Topic and Correlation Data; a value that is not a
+valid MQTT string or correlation data that is not base64 dead-letters the message (` + "`invalid_message`" + `).
 
 == Loop safety
 
