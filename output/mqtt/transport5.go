@@ -49,6 +49,12 @@ type transport5 struct {
 	retainOK  bool
 	maxPacket uint32 // 0: no limit announced
 
+	// gone is closed when the connection ended; lostCh (lost()) only
+	// once every delivery of the connection has its outcome (pending), so
+	// a caller that sees lost() sees the PUBACK paho had read before the
+	// end (publishAlone's strike depends on it).
+	gone     chan struct{}
+	pending  sync.WaitGroup
 	lostCh   chan struct{}
 	lostOnce sync.Once
 	closing  atomic.Bool
@@ -98,7 +104,7 @@ func dial5(ctx context.Context, c connConfig) (transport, error) {
 }
 
 func handshake5(ctx context.Context, c connConfig, conn net.Conn, u *url.URL) (*transport5, error) {
-	t := &transport5{lostCh: make(chan struct{}), onLost: c.onLost, st: &capturingState{State: state.NewInMemory()}}
+	t := &transport5{gone: make(chan struct{}), lostCh: make(chan struct{}), onLost: c.onLost, st: &capturingState{State: state.NewInMemory()}}
 	t.client = paho5.NewClient(paho5.ClientConfig{
 		ClientID: c.clientID,
 		// paho writes from several goroutines (PUBREL, pings, publish).
@@ -174,7 +180,17 @@ func (t *transport5) lose(err error) {
 	}
 }
 
-func (t *transport5) markLost() { t.lostOnce.Do(func() { close(t.lostCh) }) }
+func (t *transport5) markLost() {
+	t.lostOnce.Do(func() {
+		t.mu.Lock() // publish adds to pending under mu, after checking gone
+		close(t.gone)
+		t.mu.Unlock()
+		go func() { // ends when the deliveries do, which gone ends
+			t.pending.Wait()
+			close(t.lostCh)
+		}()
+	})
+}
 
 func (t *transport5) lost() <-chan struct{} { return t.lostCh }
 
@@ -214,13 +230,13 @@ func (t *transport5) publish(p publication) delivery {
 			return finished(&refusedError{code: 0x95, reason: fmt.Sprintf("packet too large: %d bytes, over the broker's Maximum Packet Size %d", n, t.maxPacket)})
 		}
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	select {
-	case <-t.lostCh:
+	case <-t.gone:
 		return finished(errNotSent)
 	default:
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if p.qos == 0 {
 		if _, err := t.client.PublishWithOptions(context.Background(), pub, paho5.PublishOptions{}); err != nil {
 			return finished(fmt.Errorf("%w (%v)", errConnLost, err))
@@ -245,12 +261,14 @@ func (t *transport5) publish(p publication) delivery {
 	// In the session: ch gets the final answer; a write error
 	// (paho.ErrNetworkErrorAfterStored) ends the connection.
 	d := &delivery5{done: make(chan struct{})}
+	t.pending.Add(1)
 	go func() {
+		defer t.pending.Done()
 		defer close(d.done)
 		select {
 		case resp := <-ch:
 			d.err = outcome(resp)
-		case <-t.lostCh:
+		case <-t.gone:
 			select {
 			case resp := <-ch:
 				d.err = outcome(resp)

@@ -324,3 +324,76 @@ func TestV5ReceiveMaximum(t *testing.T) {
 		require.ErrorIs(t, d.Error(), errConnLost)
 	}
 }
+
+// TestV5MosquittoDeniedThenDisconnects: Mosquitto 2 with
+// max_queued_messages 0 (the harness default) answers an ACL-denied QoS 1
+// publish from an MQTT 5 client with PUBACK 0x87 and then closes the
+// connection: the denied message is dead-lettered as permission_denied, the
+// messages behind it are retried after the reconnect and delivered.
+func TestV5MosquittoDeniedThenDisconnects(t *testing.T) {
+	m := startACLMosquitto(t)
+	id := runID(t)
+	sub := subscribe5(t, m.URL(), "devices/#")
+	dlPath := filepath.Join(t.TempDir(), "dl.jsonl")
+	ts := startStream(t, fmt.Sprintf(`
+retry:
+  backoff: { initial_interval: 50ms, max_interval: 200ms }
+  output:
+    mqtt:
+      urls: [ %s ]
+      protocol_version: "5"
+      topic: '${! @t }'
+      connect_timeout: 2s
+      dead_letter:
+        output:
+          file: { path: %s, codec: lines }
+          processors:
+            - mapping: 'root = meta("dead_letter_reason") + " " + content().string()'
+`, m.URL(), dlPath))
+	batch := service.MessageBatch{
+		msg("ok1", "t", "devices/"+id+"/a"),
+		msg("denied", "t", "secret/"+id),
+		msg("ok2", "t", "devices/"+id+"/a"),
+		msg("ok3", "t", "devices/"+id+"/b"),
+	}
+	// One message per batch, all in flight at once, as the danube input
+	// delivers them.
+	done := make(chan error, len(batch))
+	for _, m := range batch {
+		go func() { done <- ts.send(context.Background(), service.MessageBatch{m}) }()
+	}
+	timeout := time.After(20 * time.Second)
+	for range batch {
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-timeout:
+			t.Fatal("a refused message stopped the flow")
+		}
+	}
+	bs, err := os.ReadFile(dlPath)
+	require.NoError(t, err)
+	// Dead-lettered at least once (a connection lost before the PUBACK
+	// 0x87 was read retries the message: another dead letter).
+	lines := strings.Split(strings.TrimSpace(string(bs)), "\n")
+	require.NotEmpty(t, lines)
+	for _, l := range lines {
+		assert.Equal(t, "permission_denied denied", l, "dead letters: %q", string(bs))
+	}
+	want := map[string]bool{"ok1": true, "ok2": true, "ok3": true}
+	waitFor(t, 5*time.Second, "ok1..ok3", func() bool {
+		seen := map[string]bool{}
+		for _, g := range sub.all() {
+			seen[string(g.Payload)] = true
+		}
+		for k := range want {
+			if !seen[k] {
+				return false
+			}
+		}
+		return true
+	})
+	for _, g := range sub.all() {
+		assert.NotEqual(t, "denied", string(g.Payload))
+	}
+}
