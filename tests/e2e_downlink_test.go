@@ -469,3 +469,68 @@ func TestDownlinkRefusals(t *testing.T) {
 	assert.Contains(t, string(logText), "Denied PUBLISH", "Mosquitto denied it (and PUBACKed it: the bridge acknowledged it)")
 	waitAcked(t, srv, topic, id, good.total()+4)
 }
+
+// TestDownlinkRefusalsV5: over MQTT 5 (MQTT_PROTOCOL_VERSION=5) the broker's
+// refusals are detected by reason code: a command to a device topic the
+// Mosquitto ACL denies (PUBACK 0x87) is dead-lettered to /default/dead_letter
+// as permission_denied, and one over the broker's Maximum Packet Size as
+// too_large; the commands around them are delivered and everything is
+// acknowledged to Danube.
+func TestDownlinkRefusalsV5(t *testing.T) {
+	if !harness.MosquittoAvailable() {
+		t.Skip("no mosquitto binary on PATH")
+	}
+	id := uniqueID(t)
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "acl")
+	require.NoError(t, os.WriteFile(acl, []byte("topic read #\ntopic write devices/"+id+"-d0/#\ntopic write devices/"+id+"-d1/#\n"), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mq, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: dir, Extra: []string{
+		"acl_file " + acl, "max_packet_size 4096", "max_queued_messages 1000", "log_type all"}})
+	require.NoError(t, err)
+	t.Cleanup(mq.Close)
+	srv := danubeBroker(t)
+	topic := "/iot/" + strings.ReplaceAll(id, "-", "_")
+	cp := newCommandProducer(t, srv, topic)
+	good := newCommands(id, 2, 20)
+	denied := id + "-denied"
+	sub := subscribeDevices(t, mq.URL(), id+"-sub", append(append([]string(nil), good.devs...), denied))
+	env := downlinkEnv(srv.URL(), topic, mq.URL(), id)
+	env["MQTT_PROTOCOL_VERSION"] = "5"
+	startDownlink(t, srv, env)
+	big := bytes.Repeat([]byte("B"), 8192)
+	for i := 0; i < good.total(); i++ {
+		require.NoError(t, cp.send(ctx, good.message(i)))
+		switch i {
+		case 5:
+			require.NoError(t, cp.send(ctx, danube.Message{Payload: []byte("denied cmd"), Attributes: map[string]string{"device_id": denied}}))
+		case 15:
+			require.NoError(t, cp.send(ctx, danube.Message{Payload: big, Attributes: map[string]string{"device_id": good.devs[0]}}))
+		}
+	}
+	v := waitSettled(t, sub, good, 30*time.Second)
+	assert.Zero(t, v.missing, "the refusals did not stop the flow: %v", v.sample)
+	assert.Zero(t, v.outOfOrder, "%v", v.sample)
+	assert.Zero(t, v.foreign, "%v", v.sample)
+	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer dcancel()
+	require.NoError(t, srv.WaitForMessages(dctx, "/default/dead_letter", 2), "two dead letters")
+	reasons := map[string]string{}
+	for _, m := range srv.Messages("/default/dead_letter") {
+		p := string(m.Payload)
+		if len(p) > 10 {
+			p = p[:10]
+		}
+		reasons[p] = m.Attributes["dead_letter_reason"]
+		if p == "denied cmd" {
+			assert.Equal(t, "devices/"+denied+"/commands", m.Attributes["dead_letter_mqtt_topic"])
+			assert.Contains(t, m.Attributes["dead_letter_error"], "0x87")
+		}
+	}
+	assert.Equal(t, map[string]string{"denied cmd": "permission_denied", "BBBBBBBBBB": "too_large"}, reasons)
+	sub.mu.Lock()
+	assert.Empty(t, sub.got[denied])
+	sub.mu.Unlock()
+	waitAcked(t, srv, topic, id, good.total()+2)
+}

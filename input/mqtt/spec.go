@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/benthos-danube/benthos-danube/internal/configlint"
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 )
 
 // Field names of the mqtt input. They follow Benthos' usual mqtt input where
@@ -34,7 +35,7 @@ const (
 
 	fieldRetainedOnResume = "retained_on_resume"
 
-	fieldProtocol      = "protocol_version"
+	fieldProtocol      = mqttconn.FieldProtocol
 	fieldSessionExpiry = "session_expiry"
 )
 

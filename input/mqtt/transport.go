@@ -2,7 +2,8 @@ package mqtt
 
 import (
 	"context"
-	"fmt"
+
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 )
 
 // The input runs one data path (queue, natural batches, ordered acks,
@@ -80,19 +81,13 @@ func (in *input) dial(ctx context.Context, c *connection) (session, bool, error)
 	}
 }
 
-// Protocol versions of protocol_version.
+// Protocol versions of protocol_version (see mqttconn.CheckProtocol).
 const (
-	protocol311 = "3.1.1"
-	protocol5   = "5"
+	protocol311 = mqttconn.Protocol311
+	protocol5   = mqttconn.Protocol5
 )
 
-func checkProtocol(v string) error {
-	switch v {
-	case protocol311, protocol5:
-		return nil
-	}
-	return fmt.Errorf("%s: unknown value %q (supported: %s, %s)", fieldProtocol, v, protocol311, protocol5)
-}
+func checkProtocol(v string) error { return mqttconn.CheckProtocol(v) }
 
 // subackReason names a SUBACK reason code (MQTT 5 §3.9.3; 0x80 is also
 // MQTT 3.1.1's only failure code).
@@ -121,9 +116,4 @@ func subackReason(code byte) string {
 }
 
 // reasonSuffix formats a broker's reason string, if any.
-func reasonSuffix(reason string) string {
-	if reason == "" {
-		return ""
-	}
-	return fmt.Sprintf(": %q", reason)
-}
+func reasonSuffix(reason string) string { return mqttconn.ReasonSuffix(reason) }

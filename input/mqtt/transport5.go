@@ -225,7 +225,7 @@ func (in *input) handshake5(ctx context.Context, c *connection, conn net.Conn, u
 		if ca != nil && ca.ReasonCode >= 0x80 {
 			return nil, false, connackError(ca)
 		}
-		return nil, false, fmt.Errorf("%w (no MQTT 5 CONNACK: a broker that speaks only MQTT 3.1.1 may close the connection or answer in 3.1.1 form; set %s: %s for it)", err, fieldProtocol, protocol311)
+		return nil, false, mqttconn.NoConnackError(err)
 	}
 	go func() {
 		// Owned by the client: ends when the connection does.
@@ -246,34 +246,10 @@ func (in *input) lose5(s *session5, c *connection, format string, args ...any) {
 }
 
 // connackError explains a refused MQTT 5 connection.
-func connackError(ca *paho5.Connack) error {
-	reason := ""
-	if ca.Properties != nil {
-		reason = ca.Properties.ReasonString
-	}
-	msg := fmt.Sprintf("the broker refused the connection: CONNACK reason code 0x%02x (%s)%s", ca.ReasonCode, (&packets.Connack{ReasonCode: ca.ReasonCode}).Reason(), reasonSuffix(reason))
-	switch ca.ReasonCode {
-	case 0x84:
-		msg += fmt.Sprintf("; the broker does not accept MQTT 5: set %s: %s", fieldProtocol, protocol311)
-	case 0x85:
-		msg += "; check client_id"
-	case 0x86, 0x87:
-		msg += "; check user and password"
-	}
-	return errors.New(msg)
-}
+func connackError(ca *paho5.Connack) error { return mqttconn.ConnackError(ca) }
 
 // disconnectReason names a DISCONNECT reason code.
-func disconnectReason(code byte) string {
-	r := (&packets.Disconnect{ReasonCode: code}).Reason()
-	if i := strings.Index(r, " - "); i > 0 {
-		return r[:i]
-	}
-	if r == "" {
-		return "unknown"
-	}
-	return r
-}
+func disconnectReason(code byte) string { return mqttconn.DisconnectReason(code) }
 
 // subscribe sends one SUBSCRIBE with Retain Handling retainHandling for
 // every filter.

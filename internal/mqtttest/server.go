@@ -31,6 +31,7 @@ type Option func(*options)
 type options struct {
 	addr   string
 	logger *slog.Logger
+	caps   *mochi.Capabilities
 	hooks  []func() (mochi.Hook, any)
 }
 
@@ -39,6 +40,10 @@ func WithAddr(addr string) Option { return func(o *options) { o.addr = addr } }
 
 // WithLogger sets mochi's logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithCapabilities sets mochi's capabilities (Receive Maximum, maximum QoS,
+// ...); nil keeps mochi's defaults.
+func WithCapabilities(c *mochi.Capabilities) Option { return func(o *options) { o.caps = c } }
 
 // WithHook adds h, with its config, to the broker at every start (the same
 // hook object each time, so that what it records survives a restart). A hook
@@ -108,7 +113,7 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 	if s.srv != nil {
 		return errors.New("mqtttest: the broker is running")
 	}
-	srv := mochi.New(&mochi.Options{Logger: s.opts.logger})
+	srv := mochi.New(&mochi.Options{Logger: s.opts.logger, Capabilities: s.opts.caps})
 	// The guard first: it then holds the session write lock before any
 	// storage hook records the session.
 	if err := srv.AddHook(newSessionGuard(), nil); err != nil {

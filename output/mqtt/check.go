@@ -37,6 +37,8 @@ type settings struct {
 	qosStatic      bool
 	retained       string // the static retained, when retainedStatic
 	retainedStatic bool
+	protocol       string
+	userProps      bool // user_properties is set
 }
 
 func readSettings(conf *service.ParsedConfig) (settings, error) {
@@ -74,6 +76,16 @@ func readSettings(conf *service.ParsedConfig) (settings, error) {
 	}
 	if s.retained, s.retainedStatic, err = static(fieldRetained); err != nil {
 		return s, err
+	}
+	if s.protocol, err = conf.FieldString(fieldProtocol); err != nil {
+		return s, wrap(fieldProtocol, err)
+	}
+	if conf.Contains(fieldUserProps) {
+		f, err := conf.FieldMetadataFilter(fieldUserProps)
+		if err != nil {
+			return s, wrap(fieldUserProps, err)
+		}
+		s.userProps = !f.IsEmpty()
 	}
 	return s, nil
 }
@@ -129,6 +141,11 @@ func (s *settings) check() (c checked, errs []error) {
 		if _, err := parseRetained(s.retained); err != nil {
 			fail(fieldRetained, "%v", err)
 		}
+	}
+	if err := mqttconn.CheckProtocol(s.protocol); err != nil {
+		errs = append(errs, fmt.Errorf("mqtt output: field %w", err))
+	} else if s.userProps && s.protocol != mqttconn.Protocol5 {
+		fail(fieldUserProps, "MQTT %s has no user properties: set %s: %s or remove %s", s.protocol, fieldProtocol, mqttconn.Protocol5, fieldUserProps)
 	}
 	return c, errs
 }

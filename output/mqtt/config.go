@@ -5,6 +5,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
@@ -31,7 +32,14 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources, dial dialFunc
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
+	if dial == nil {
+		dial = dial311
+		if s.protocol == mqttconn.Protocol5 {
+			dial = dial5
+		}
+	}
 	o := &output{
+		v5:           s.protocol == mqttconn.Protocol5,
 		dial:         dial,
 		writeTimeout: s.writeTimeout,
 		log:          mgr.Logger(),
@@ -72,6 +80,14 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources, dial dialFunc
 	}
 	if o.skipOrigin, err = conf.FieldBool(fieldSkipOrigin); err != nil {
 		return nil, wrap(fieldSkipOrigin, err)
+	}
+	if s.userProps {
+		if o.userProps, err = conf.FieldMetadataFilter(fieldUserProps); err != nil {
+			return nil, wrap(fieldUserProps, err)
+		}
+		if o.userProps.IsEmpty() {
+			o.userProps = nil
+		}
 	}
 	if o.dl, err = parseDeadLetters(conf, mgr); err != nil {
 		return nil, err

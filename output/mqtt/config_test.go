@@ -27,6 +27,8 @@ func TestConfigChecks(t *testing.T) {
 		{"write_timeout 0", "urls: [ tcp://h:1 ]\ntopic: a\nwrite_timeout: 0s", "field write_timeout: must be positive"},
 		{"connect_timeout 0", "urls: [ tcp://h:1 ]\ntopic: a\nconnect_timeout: 0s", "field connect_timeout: must be positive"},
 		{"keepalive 10ms", "urls: [ tcp://h:1 ]\ntopic: a\nkeepalive: 10ms", "field keepalive: must be 0 (disabled) or between 1s"},
+		{"protocol 4", "urls: [ tcp://h:1 ]\ntopic: a\nprotocol_version: '4'", `field protocol_version: unknown value "4" (supported: 3.1.1, 5)`},
+		{"user_properties on 3.1.1", "urls: [ tcp://h:1 ]\ntopic: a\nuser_properties: { include_prefixes: [ x ] }", "field user_properties: MQTT 3.1.1 has no user properties: set protocol_version: 5"},
 		{"max_in_flight 0", "urls: [ tcp://h:1 ]\ntopic: a\nmax_in_flight: 0", "field max_in_flight: must be at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

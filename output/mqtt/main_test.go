@@ -33,10 +33,13 @@ type broker struct {
 	hook *withholdHook
 }
 
-func newBroker(t testing.TB) *broker {
+func newBroker(t testing.TB) *broker { t.Helper(); return newBrokerWith(t, nil) }
+
+// newBrokerWith is newBroker with mochi capabilities (nil: the defaults).
+func newBrokerWith(t testing.TB, caps *mochi.Capabilities) *broker {
 	t.Helper()
 	h := &withholdHook{}
-	return &broker{Server: mqtttest.NewTestServer(t, mqtttest.WithHook(h, nil)), t: t, hook: h}
+	return &broker{Server: mqtttest.NewTestServer(t, mqtttest.WithHook(h, nil), mqtttest.WithCapabilities(caps)), t: t, hook: h}
 }
 
 func (b *broker) url() string { return b.URL() }

@@ -60,6 +60,8 @@ type output struct {
 	retained     *service.InterpolatedString
 	writeTimeout time.Duration
 	skipOrigin   bool
+	v5           bool                    // protocol_version: 5
+	userProps    *service.MetadataFilter // nil: all but the excluded keys (properties.go)
 	log          *service.Logger
 	dl           *deadLetters
 
@@ -88,7 +90,7 @@ type live struct {
 }
 
 func newFromConfig(env *service.Environment, conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
-	o, err := newOutput(conf, mgr, dial311)
+	o, err := newOutput(conf, mgr, nil)
 	if err != nil {
 		return nil, service.BatchPolicy{}, 0, err
 	}

@@ -36,11 +36,12 @@ import (
 // byte and in order.
 func TestPublishesInTopicOrder(t *testing.T) {
 	for _, bc := range brokers(t) {
-		t.Run(bc.name, func(t *testing.T) {
-			id := mqtttest.RunID(t)
-			sub := subscribe(t, bc.url, id+"/#", 2)
-			const devs, perDev = 3, 100
-			startConfig(t, fmt.Sprintf(`
+		for _, proto := range []string{"3.1.1", "5"} {
+			t.Run(bc.name+"/v"+proto, func(t *testing.T) {
+				id := mqtttest.RunID(t)
+				sub := subscribe(t, bc.url, id+"/#", 2)
+				const devs, perDev = 3, 100
+				startConfig(t, fmt.Sprintf(`
 input:
   generate:
     count: %d
@@ -55,26 +56,28 @@ output:
   mqtt:
     urls: [ %s ]
     client_id: %s-out
+    protocol_version: "%s"
     topic: '%s/${! @dev }/commands'
     qos: '${! @qos }'
     max_in_flight: 8
-`, devs*perDev, devs, devs, devs, bc.url, id, id))
-			waitFor(t, 20*time.Second, "all messages", func() bool { return sub.count() >= devs*perDev })
-			per := map[string][]string{}
-			for _, g := range sub.all() {
-				per[g.topic] = append(per[g.topic], g.payload)
-				assert.False(t, g.retained)
-			}
-			require.Len(t, per, devs)
-			for d := 0; d < devs; d++ {
-				topic := fmt.Sprintf("%s/d%d/commands", id, d)
-				var want []string
-				for i := 0; i < perDev; i++ {
-					want = append(want, fmt.Sprintf("cmd-%d-\x00\u00ff-%d", d, i))
+`, devs*perDev, devs, devs, devs, bc.url, id, proto, id))
+				waitFor(t, 20*time.Second, "all messages", func() bool { return sub.count() >= devs*perDev })
+				per := map[string][]string{}
+				for _, g := range sub.all() {
+					per[g.topic] = append(per[g.topic], g.payload)
+					assert.False(t, g.retained)
 				}
-				assert.Equal(t, want, per[topic], "order of %s", topic)
-			}
-		})
+				require.Len(t, per, devs)
+				for d := 0; d < devs; d++ {
+					topic := fmt.Sprintf("%s/d%d/commands", id, d)
+					var want []string
+					for i := 0; i < perDev; i++ {
+						want = append(want, fmt.Sprintf("cmd-%d-\x00\u00ff-%d", d, i))
+					}
+					assert.Equal(t, want, per[topic], "order of %s", topic)
+				}
+			})
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/configlint"
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
@@ -29,6 +30,8 @@ const (
 	fieldDeadLetter     = "dead_letter"
 	fieldDLOutput       = "output"
 	fieldMaxInFlight    = "max_in_flight"
+	fieldProtocol       = mqttconn.FieldProtocol
+	fieldUserProps      = "user_properties"
 )
 
 // Name is the name the output is registered under.
@@ -42,12 +45,16 @@ func Spec() *service.ConfigSpec {
 		Beta().
 		Categories("Services").
 		Version("0.2.0").
-		Summary("Publishes messages to an MQTT 3.1.1 broker, to a topic per message, and acknowledges a QoS 1/2 message to the pipeline only after the broker's PUBACK (QoS 2: PUBCOMP).").
+		Summary("Publishes messages to an MQTT 3.1.1 or 5 broker, to a topic per message, and acknowledges a QoS 1/2 message to the pipeline only after the broker's PUBACK (QoS 2: PUBCOMP).").
 		Description(specDescription+service.OutputPerformanceDocs(true, true)).
 		Fields(
 			service.NewURLListField(fieldURLs).
 				Description("Broker URLs to connect to, tried in order; as for the `mqtt` input (`tcp://`, `ssl://`, `ws://`, `wss://`, `unix://`, a port except with `ws://` and `wss://`).").
 				Example([]string{"tcp://localhost:1883"}),
+			service.NewStringField(fieldProtocol).
+				Description("MQTT protocol version spoken to the broker, as on the `mqtt` input: `3.1.1` (Eclipse paho.mqtt.golang) or `5` (Eclipse paho.golang: a broker's refusal in the PUBACK/PUBREC reason code dead-letters the message at once, the message's metadata becomes user properties (see `user_properties`) and `mqtt.content_type`, `mqtt.response_topic`, `mqtt.correlation_data` become Content Type, Response Topic and Correlation Data, and the broker's Receive Maximum bounds the messages in flight). A broker that refuses MQTT 5 fails the connection with an error saying to set `protocol_version: 3.1.1`.").
+				Examples(mqttconn.Protocol311, mqttconn.Protocol5).
+				Default(mqttconn.Protocol311),
 			service.NewStringField(fieldClientID).
 				Description("MQTT client identifier. Empty: the broker assigns one. Two clients with the same id keep disconnecting each other, so give each instance its own (it must differ from the `mqtt` input's in a bidirectional setup). The output always starts a clean session: nothing is kept in the broker for it between connections.").
 				Default(""),
@@ -85,6 +92,11 @@ func Spec() *service.ConfigSpec {
 			service.NewBoolField(fieldSkipOrigin).
 				Description("Loop guard: do not publish a message that came from MQTT, recognised by the metadata `source` = `mqtt` (the Rust connector's attribute) or by `mqtt_topic` or `mqtt.topic` metadata (set by the `mqtt` input and, through Danube attributes, by the `danube` input for messages the uplink bridged). Such a message is acknowledged without being published and counted in `mqtt_output_loop_skipped`. Set `false` to republish MQTT messages (an MQTT-to-MQTT pipeline).").
 				Default(true),
+			service.NewMetadataFilterField(fieldUserProps).
+				Description("With `protocol_version: 5`: which metadata keys become MQTT 5 user properties, matched against the metadata key. When unset, all metadata is sent except the keys that are not the message's data: `danube_*` (the `danube` input's keys and the routing keys), `dead_letter_*`, the ordering stamp `mqtt_output_seq`, and the MQTT keys of the message's previous hop (`mqtt_*`, `mqtt.*`). A user property that came up through the bridge keeps its key: `mqtt.user.<k>` (Danube Edge's attribute name) and `mqtt_user_<k>` (the `mqtt` input's metadata) become the user property `<k>`. Values are sent as strings, keys sorted. Not allowed with `protocol_version: 3.1.1`, which has no user properties.").
+				Optional().
+				Advanced().
+				Example(map[string]any{"include_prefixes": []any{"mqtt.user.", "device_"}}),
 			service.NewOutputMaxInFlightField().Default(64),
 			service.NewBatchPolicyField(fieldBatching).Advanced(),
 			service.NewObjectField(fieldDeadLetter,
@@ -142,7 +154,7 @@ func init() {
 }
 
 const specDescription = `
-Built on the Eclipse Paho Go client (MQTT 3.1.1). The downlink half of the bridge: with the ` + "`danube`" + ` input it
+Built on the Eclipse Paho Go clients (MQTT 3.1.1: paho.mqtt.golang; MQTT 5: paho.golang, with ` + "`protocol_version: 5`" + `). The downlink half of the bridge: with the ` + "`danube`" + ` input it
 turns a Danube topic into MQTT messages, for example commands to devices.
 
 == Acknowledgements and delivery guarantee
@@ -202,8 +214,18 @@ published alone next (once nothing else is in flight, and nothing after it until
 the connection is lost twice while it was alone, it is dead-lettered with reason ` + "`rejected`" + `. One refused
 message therefore costs two reconnects and never stops the others. A broker restart costs each message in
 flight one isolated publish. MQTT 5 reports refusals in the PUBACK's reason code (Mosquitto: 0x87 not
-authorized, 0x95 packet too large); the output's transport is built so an MQTT 5 transport can map those to
-dead letters directly.
+authorized, 0x95 packet too large): see the next section.
+
+== MQTT 5
+
+With ` + "`protocol_version: 5`" + ` a PUBACK or PUBREC reason code of 0x80 or more dead-letters the message at once (no
+reconnect, no isolation): 0x87 ` + "`permission_denied`" + `, 0x90 ` + "`invalid_topic`" + `, 0x95 ` + "`too_large`" + `, any other
+` + "`rejected`" + `, with the code and the broker's reason string in ` + "`dead_letter_error`" + `. A message over the broker's
+Maximum Packet Size, at a QoS over its Maximum QoS or retained where RETAIN is not available is refused the same
+way before it is sent. The broker's Receive Maximum bounds the messages in flight. The message's metadata
+becomes user properties (see ` + "`user_properties`" + `), ` + "`mqtt.content_type`" + `, ` + "`mqtt.response_topic`" + ` and
+` + "`mqtt.correlation_data`" + ` (base64) become Content Type, Response Topic and Correlation Data; a value that is not a
+valid MQTT string or correlation data that is not base64 dead-letters the message (` + "`invalid_message`" + `).
 
 == Loop safety
 

@@ -20,8 +20,9 @@ type publication struct {
 	qos      byte
 	retained bool
 	payload  []byte
-	// An MQTT 5 transport adds the message's metadata here (user
-	// properties); MQTT 3.1.1 has no headers.
+	// props are the MQTT 5 properties from the message's metadata
+	// (properties.go); nil on MQTT 3.1.1, which has no headers.
+	props *properties5
 }
 
 // delivery completes when the broker acknowledged a publication (QoS 1:

@@ -274,6 +274,11 @@ func (o *output) prepare(i int, msg *service.Message, topicEx, qosEx, retEx *ser
 	if p.pub.payload, err = msg.AsBytes(); err != nil {
 		return doom(reasonInvalidMessage, fmt.Errorf("reading the payload: %w", err))
 	}
+	if o.v5 {
+		if p.pub.props, err = buildProperties(msg, o.userProps); err != nil {
+			return doom(reasonInvalidMessage, fmt.Errorf("MQTT 5 properties: %w", err))
+		}
+	}
 	if o.sus.any() {
 		p.key = suspectKey(p.pub)
 		if n, ok := o.sus.strikes(p.key); ok {
