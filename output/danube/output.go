@@ -12,6 +12,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/drain"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
@@ -60,9 +61,7 @@ type output struct {
 	// chance to drain; it bounds every send.
 	closeCtx    context.Context
 	closeCancel context.CancelFunc
-	inflight    sync.WaitGroup
-	closeMu     sync.RWMutex
-	closed      bool
+	gate        drain.Gate // writes and connects in flight, which Close waits for
 
 	// lastUnreachableLog (unix ns) rate-limits the "unreachable" warning:
 	// every writer goroutine hits it during an outage.
@@ -104,12 +103,18 @@ func (o *output) wire(m *service.Metrics, maxProducers int, producerIdle time.Du
 // Connect creates the client on first use and checks that the broker is
 // reachable. Producers are created lazily by WriteBatch.
 func (o *output) Connect(ctx context.Context) error {
-	o.closeMu.RLock()
-	defer o.closeMu.RUnlock()
-	if o.closed {
+	done, ok := o.gate.Enter()
+	if !ok {
 		return errClosed
 	}
+	defer done()
 	o.clientMu.Lock()
+	if o.gate.Closed() {
+		// Close began and may have taken the client already: do not
+		// leave a new one behind.
+		o.clientMu.Unlock()
+		return errClosed
+	}
 	if o.client == nil {
 		c, err := danube.NewClient(o.url, o.clientOpts...)
 		if err != nil {
@@ -170,26 +175,11 @@ func (o *output) newProducer(ctx context.Context, k producerKey) (*danube.Produc
 // Close waits for the sends in flight to finish (bounded by ctx and
 // send_timeout), then closes the producers and the client.
 func (o *output) Close(ctx context.Context) error {
-	o.closeMu.Lock()
-	if o.closed {
-		o.closeMu.Unlock()
+	drained, first := o.gate.Close()
+	if !first {
 		return nil
 	}
-	o.closed = true
-	o.closeMu.Unlock()
-
-	drained := make(chan struct{})
-	go func() {
-		o.inflight.Wait()
-		close(drained)
-	}()
-	timer := time.NewTimer(o.sendTimeout)
-	defer timer.Stop()
-	select {
-	case <-drained:
-	case <-ctx.Done():
-	case <-timer.C:
-	}
+	drain.Wait(ctx, drained, o.sendTimeout)
 	o.closeCancel()
 	o.seq.Close()
 	<-drained

@@ -32,9 +32,9 @@ type pending struct {
 // WriteBatch sends every message of the batch and returns once the broker
 // acknowledged all of them or some failed.
 func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
-	done, err := o.begin()
-	if err != nil {
-		return err
+	done, ok := o.gate.Enter()
+	if !ok {
+		return errClosed
 	}
 	defer done()
 	if o.getClient() == nil {
@@ -43,18 +43,6 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	items, doomed := o.prepareBatch(batch)
 	o.sendAll(ctx, items)
 	return o.settle(batch, items, doomed)
-}
-
-// begin counts a write in flight, which Close waits for; after Close it
-// returns errClosed.
-func (o *output) begin() (done func(), err error) {
-	o.closeMu.RLock()
-	defer o.closeMu.RUnlock()
-	if o.closed {
-		return nil, errClosed
-	}
-	o.inflight.Add(1)
-	return o.inflight.Done, nil
 }
 
 // prepareBatch resolves the routing of every message of batch: items are

@@ -28,6 +28,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-danube/benthos-danube/internal/drain"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
@@ -75,9 +76,7 @@ type output struct {
 	seq *ordering.Sequencer
 	sus *suspects
 
-	closeMu  sync.RWMutex
-	closed   bool
-	inflight sync.WaitGroup
+	gate drain.Gate // writes in flight, which Close waits for
 
 	lastLostLog atomic.Int64 // unix ns, rate-limits the "connection lost" warning
 }
@@ -128,10 +127,7 @@ func (o *output) wire(m *service.Metrics) {
 func (o *output) Connect(ctx context.Context) error {
 	o.connMu.Lock()
 	defer o.connMu.Unlock()
-	o.closeMu.RLock()
-	closed := o.closed
-	o.closeMu.RUnlock()
-	if closed {
+	if o.gate.Closed() {
 		return errClosed
 	}
 	if old := o.cur.Load(); old != nil {
@@ -171,26 +167,11 @@ func (o *output) backoff() time.Duration {
 // Close waits for the writes in flight (bounded by ctx and write_timeout),
 // then disconnects and closes the dead-letter output.
 func (o *output) Close(ctx context.Context) error {
-	o.closeMu.Lock()
-	if o.closed {
-		o.closeMu.Unlock()
+	drained, first := o.gate.Close()
+	if !first {
 		return nil
 	}
-	o.closed = true
-	o.closeMu.Unlock()
-
-	drained := make(chan struct{})
-	go func() {
-		o.inflight.Wait()
-		close(drained)
-	}()
-	timer := time.NewTimer(o.writeTimeout)
-	defer timer.Stop()
-	select {
-	case <-drained:
-	case <-ctx.Done():
-	case <-timer.C:
-	}
+	drain.Wait(ctx, drained, o.writeTimeout)
 	o.connMu.Lock()
 	if lc := o.cur.Load(); lc != nil {
 		lc.t.close(quiesce) // fails the deliveries still waiting

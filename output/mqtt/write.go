@@ -32,9 +32,9 @@ type pending struct {
 // concurrent calls, and returns once the broker acknowledged all of them or
 // some failed.
 func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
-	done, err := o.begin()
-	if err != nil {
-		return err
+	done, ok := o.gate.Enter()
+	if !ok {
+		return errClosed
 	}
 	defer done()
 	lc := o.cur.Load()
@@ -50,18 +50,6 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	o.handOff(ctx, lc, toSend)
 	o.await(ctx, lc, toSend)
 	return o.settle(ctx, lc.t, batch, items, toSend)
-}
-
-// begin counts a write in flight, which Close waits for; after Close it
-// returns errClosed.
-func (o *output) begin() (done func(), err error) {
-	o.closeMu.RLock()
-	defer o.closeMu.RUnlock()
-	if o.closed {
-		return nil, errClosed
-	}
-	o.inflight.Add(1)
-	return o.inflight.Done, nil
 }
 
 // prepareBatch resolves every message of batch (items, by index) and
