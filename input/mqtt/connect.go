@@ -132,10 +132,9 @@ func (in *input) connect(ctx context.Context) error {
 
 // handle runs on paho's router goroutine for every PUBLISH (no routes are
 // registered, so everything reaches the default handler exactly once,
-// including messages a persistent session delivers before SUBACK). It must
-// block only for QoS 0 back-pressure (queue.push, bounded); otherwise it
-// appends to the queue, or acknowledges a retained replay it skips
-// (skipReplay).
+// including messages a persistent session delivers before SUBACK). It
+// appends to the queue, blocking only for the queue's bounded back-pressure
+// (queue.push), or acknowledges a retained replay it skips (skipReplay).
 func (in *input) handle(c *connection, m message) {
 	if m.Qos() > 0 && c.acks != nil {
 		m = c.acks.track(m)
@@ -143,7 +142,9 @@ func (in *input) handle(c *connection, m message) {
 	if in.skipReplay(c, m) {
 		return
 	}
-	if !in.q.push(m, time.Now().UnixNano(), c.lost) {
+	if !in.q.push(m, time.Now().UnixNano(), c.lost) && m.Qos() == 0 {
+		// A QoS 1/2 message refused here only met a lost connection: it
+		// is not acknowledged, so the session redelivers it.
 		in.mQoS0Dropped.Incr(1)
 		in.warnQoS0.warn(in.log, "dropping QoS 0 messages: %d already wait for the pipeline (max_unacked), and it took none for %v; last dropped topic %q", in.cfg.maxUnacked, qos0MaxBlock, m.Topic())
 	}

@@ -134,7 +134,7 @@ func (in *input) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.markLost() // first: releases a handler blocked on QoS 0 back-pressure
+		c.markLost() // first: releases a handler blocked on the queue's back-pressure
 		c.client.disconnect(true)
 	}()
 	select {

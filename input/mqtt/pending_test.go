@@ -19,12 +19,12 @@ func TestCloseReportsPendingMessages(t *testing.T) {
 		want  []string
 	}{
 		{"persistent session", false, []string{
-			"Closing with 7 messages unacknowledged to the MQTT broker (3 in the pipeline, not confirmed by the output, 4 waiting in the input).",
+			"Closing with 7 messages unacknowledged to the MQTT broker (4 in the pipeline, not confirmed by the output, 3 waiting in the input).",
 			"QoS 1/2: 5, kept by the broker in the persistent session of client_id",
 			"QoS 0: 2, lost (the broker never redelivers QoS 0 messages).",
 		}},
 		{"clean session", true, []string{
-			"Closing with 7 messages unacknowledged to the MQTT broker (3 in the pipeline, not confirmed by the output, 4 waiting in the input).",
+			"Closing with 7 messages unacknowledged to the MQTT broker (4 in the pipeline, not confirmed by the output, 3 waiting in the input).",
 			"They are lost: with clean_session: true the broker discards the session on disconnect, QoS 1/2 messages included",
 		}},
 	}
@@ -36,7 +36,7 @@ func TestCloseReportsPendingMessages(t *testing.T) {
 urls: [ %s ]
 client_id: %s-bridge
 clean_session: %v
-max_unacked: 3
+max_unacked: 4
 topic_mappings:
   - {mqtt_topic: "%[2]s/one/#", danube_topic: /t/one, qos: 1}
   - {mqtt_topic: "%[2]s/zero/#", danube_topic: /t/zero, qos: 0}
@@ -56,12 +56,15 @@ topic_mappings:
 			for i := range 2 {
 				pub.publishWait(t, fmt.Sprintf("%s/zero/%d", id, i), 0, "x")
 			}
-			waitFor(t, 10*time.Second, "7 messages in the input", func() bool { return in.q.len() == 7 })
+			// max_unacked wait in the input; the others wait behind them.
+			waitFor(t, 10*time.Second, "4 messages in the input", func() bool { return in.q.len() == 4 })
 			// One natural batch of max_unacked messages, read and never
-			// acknowledged: the output is stuck.
-			if batch, _, err := in.ReadBatch(ctx); err != nil || len(batch) != 3 {
-				t.Fatalf("read %d messages (want 3): %v", len(batch), err)
+			// acknowledged: the output is stuck. The other 3 follow into
+			// the input.
+			if batch, _, err := in.ReadBatch(ctx); err != nil || len(batch) != 4 {
+				t.Fatalf("read %d messages (want 4): %v", len(batch), err)
 			}
+			waitFor(t, 10*time.Second, "3 more messages in the input", func() bool { return in.q.len() == 3 })
 			if err := in.Close(ctx); err != nil {
 				t.Fatal(err)
 			}

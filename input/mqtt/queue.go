@@ -6,33 +6,40 @@ import (
 )
 
 // queue is the hand-off between paho's router goroutine (push) and ReadBatch
-// (pop). QoS 1/2 messages are always accepted at once: their number is
-// bounded by the broker's in-flight window, because each one holds a slot
-// until we acknowledge it.
+// (pop). It holds at most limit messages; a push into a full queue waits
+// until the pipeline takes one. paho then stops reading the connection, TCP
+// flow control holds the flood in the MQTT broker, and nothing is read only
+// to wait in memory. Without this bound a flood at QoS 1 fills the queue
+// too: the broker's in-flight window does not hold once acknowledgements
+// flow (Mosquitto 2.0 kept more than 400,000 QoS 1 messages in flight to a
+// bridge that acknowledged slower than they arrived; see
+// TestQueueBoundsAFloodAtQoS1), and the garbage collector then scans all of
+// them over and over.
 //
-// QoS 0 has no window, so its back-pressure is the socket: when maxQoS0 QoS 0
-// messages wait, push blocks paho's router until the pipeline takes one. paho
-// then stops reading the connection, TCP flow control holds the flood in the
-// MQTT broker (where MQTT puts QoS 0 loss), and nothing is read only to be
-// dropped. The block is bounded: paho reads PINGRESP on the same goroutine
-// chain, so a reader blocked for longer than the ping timeout (10 s) loses the
-// connection. A push that waited maxBlock without the pipeline taking
-// anything drops its message, and so does every QoS 0 push after it until the
-// pipeline takes a message again (shedding); the caller counts the drops.
+// The wait is bounded: paho reads PINGRESP on the same goroutine chain, so a
+// reader held for longer than the ping timeout (10 s) loses the connection.
+// When a push waited maxBlock without the pipeline taking anything, the
+// pipeline is stalled, and until it takes a message again no push waits:
+//   - a QoS 0 message is dropped (shed); the caller counts the drops. MQTT
+//     puts QoS 0 loss in the broker; this is the last resort.
+//   - a QoS 1/2 message is kept over the bound. It is never dropped: its
+//     acknowledgement is withheld, so a stalled pipeline also stops the
+//     broker's window, and keep-alive pings go on.
 type queue struct {
 	mu       sync.Mutex
 	items    []queued
 	head     int
 	qos0     int
-	maxQoS0  int
+	limit    int
 	maxBlock time.Duration
-	shedding bool          // a QoS 0 push timed out and nothing was taken since
+	stalled  bool          // a push timed out and nothing was taken since
+	waiting  int           // pushes waiting for room
 	notify   chan struct{} // capacity 1: "something was pushed"
-	space    chan struct{} // capacity 1: "a QoS 0 message was taken"
+	space    chan struct{} // capacity 1: "a message was taken"
 }
 
-// qos0MaxBlock bounds how long push holds paho's reader for one QoS 0
-// message when the pipeline takes nothing: half of paho's 10 s ping timeout.
+// qos0MaxBlock bounds how long push holds paho's reader for one message when
+// the pipeline takes nothing: half of paho's 10 s ping timeout.
 const qos0MaxBlock = 5 * time.Second
 
 // queued is a received message and when it arrived (unix nanoseconds).
@@ -41,44 +48,58 @@ type queued struct {
 	at int64
 }
 
-func newQueue(maxQoS0 int) *queue {
-	return &queue{maxQoS0: maxQoS0, maxBlock: qos0MaxBlock, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+func newQueue(limit int) *queue {
+	return &queue{limit: max(1, limit), maxBlock: qos0MaxBlock, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
-// push appends m. A QoS 0 message waits for room (see queue) until stop is
-// closed or maxBlock passes without the pipeline taking anything; push
-// reports false when it was dropped.
+// push appends m, first waiting for room (see queue) until stop is closed
+// or maxBlock passes without the pipeline taking anything. It reports false
+// when m was not queued: a QoS 0 message shed, or any message when stop was
+// closed (the connection is gone; a QoS 1/2 message is then redelivered by
+// the session).
 func (q *queue) push(m message, at int64, stop <-chan struct{}) bool {
 	q.mu.Lock()
-	if m.Qos() == 0 {
-		var timer *time.Timer
-		for q.qos0 >= q.maxQoS0 {
-			if q.shedding {
+	qos0 := m.Qos() == 0
+	var timer *time.Timer
+	for len(q.items)-q.head >= q.limit {
+		if q.stalled {
+			if qos0 {
 				q.mu.Unlock()
 				stopTimer(timer)
 				return false
 			}
-			q.mu.Unlock()
-			if timer == nil {
-				timer = time.NewTimer(q.maxBlock)
-			}
-			select {
-			case <-q.space:
-			case <-stop:
-				stopTimer(timer)
-				return false
-			case <-timer.C:
-				q.mu.Lock()
-				if q.qos0 >= q.maxQoS0 {
-					q.shedding = true
-					q.mu.Unlock()
-					return false
-				}
-				q.mu.Unlock()
-			}
-			q.mu.Lock()
+			break
 		}
-		stopTimer(timer)
+		q.waiting++
+		q.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(q.maxBlock)
+		}
+		var timedOut bool
+		select {
+		case <-q.space:
+		case <-stop:
+			q.mu.Lock()
+			q.waiting--
+			q.mu.Unlock()
+			stopTimer(timer)
+			return false
+		case <-timer.C:
+			timedOut = true
+		}
+		q.mu.Lock()
+		q.waiting--
+		if timedOut && len(q.items)-q.head >= q.limit {
+			q.stalled = true
+			if qos0 {
+				q.mu.Unlock()
+				return false
+			}
+			break
+		}
+	}
+	stopTimer(timer)
+	if qos0 {
 		q.qos0++
 	}
 	q.items = append(q.items, queued{m: m, at: at})
@@ -110,7 +131,9 @@ func (q *queue) pop() (queued, bool) {
 	}
 	if m.m.Qos() == 0 {
 		q.qos0--
-		q.shedding = false
+	}
+	q.stalled = false
+	if q.waiting > 0 {
 		select {
 		case q.space <- struct{}{}:
 		default:

@@ -105,7 +105,7 @@ func Spec() *service.ConfigSpec {
 				Description("Last-will message the broker publishes when the bridge disconnects uncleanly.").
 				Advanced(),
 			service.NewIntField(fieldMaxUnacked).
-				Description("Maximum number of messages handed to the pipeline and not yet acknowledged. When reached, the input stops handing messages over: QoS 1/2 messages then wait in the broker's in-flight window (withheld acks); once another `max_unacked` QoS 0 messages wait, the input stops reading the connection (for at most 5 s without progress, then they are dropped and counted in `mqtt_input_qos0_dropped`).").
+				Description("Maximum number of messages handed to the pipeline and not yet acknowledged. When reached, the input stops handing messages over; once another `max_unacked` messages wait in the input, it stops reading the connection, so the broker holds the rest. After 5 s without progress, waiting QoS 0 messages are dropped and counted in `mqtt_input_qos0_dropped`; QoS 1/2 messages are never dropped (their acknowledgements are withheld).").
 				Default(1024).
 				Advanced(),
 			service.NewBoolField(fieldOrderedAcks).
@@ -231,15 +231,17 @@ Each batch is one Benthos transaction; when the output reports which messages of
 ` + "`danube`" + ` output does), only those are retried. PUBACKs still go out per message, in arrival order, each
 only after the output confirmed its message.
 
-At most ` + "`max_unacked`" + ` messages are in the pipeline unacknowledged. For QoS 1/2 the broker's in-flight window
-(Mosquitto ` + "`max_inflight_messages`" + `, default 20) limits how many the broker sends without an acknowledgement,
-so withheld acks are the backpressure and nothing is dropped; the queue is bounded by that window, and
-keep-alive pings continue during an output stall. QoS 0 has no window, so its backpressure is the socket: once
-` + "`max_unacked`" + ` QoS 0 messages wait, the input stops reading the connection until the pipeline takes one, and
-TCP flow control holds the flood in the MQTT broker (where MQTT puts QoS 0 loss). Paho reads keep-alive answers
-on the same path, so the pause is bounded: when the pipeline takes nothing for 5 s (half of Paho's 10 s ping
-timeout), waiting QoS 0 messages are dropped until it takes one again, counted in
-` + "`mqtt_input_qos0_dropped`" + ` and logged (rate-limited); QoS 1/2 messages are never dropped.
+At most ` + "`max_unacked`" + ` messages are in the pipeline unacknowledged, and at most another
+` + "`max_unacked`" + ` wait in the input, whatever their QoS. When that many wait, the input stops reading the
+connection until the pipeline takes one, and TCP flow control holds the flood in the MQTT broker, which is
+where MQTT queues messages for a slow subscriber. QoS 1/2 cannot rely on the broker's in-flight window
+alone: Mosquitto 2.0 holds ` + "`max_inflight_messages`" + ` only while the subscriber acknowledges nothing, and
+sent a bridge that acknowledged slower than messages arrived more than 400,000 QoS 1 messages ahead of its
+acknowledgements. Paho reads keep-alive answers on the same path, so the pause is bounded: when the pipeline
+takes nothing for 5 s (half of Paho's 10 s ping timeout), waiting QoS 0 messages are dropped until it takes
+one again, counted in ` + "`mqtt_input_qos0_dropped`" + ` and logged (rate-limited), while QoS 1/2 messages are
+kept beyond the bound and never dropped: their acknowledgements are withheld, which stops the broker's window
+and keeps the connection and its pings alive through an output stall.
 
 == Topic mappings
 

@@ -37,6 +37,7 @@ var (
 	flagLogDir     = flag.String("bench.logdir", "", "keep logs here")
 	flagOnly       = flag.String("bench.only", "", `run only one part: "throughput" (skips latency and stall)`)
 	flagProfQoS    = flag.Int("bench.profqos", 1, "QoS of the load while profiling")
+	flagTrace      = flag.Bool("bench.trace", false, "with -bench.profdir, also take a 2 s execution trace of the bridge while profiling (it slows the bridge, so its CPU figure there is not comparable)")
 	flagOutInFl    = flag.Int("bench.maxinflight", 64, "max_in_flight of the danube output")
 	flagBridgeEnv  = flag.String("bench.bridgeenv", "", "extra environment of the processes under test (bridge, minimal bridge, raw subscriber), comma separated (e.g. GOGC=400)")
 )
@@ -152,8 +153,8 @@ func TestEndToEndBenchmark(t *testing.T) {
 	// its own topics; the median of the rounds is reported.
 	targets := []*target{
 		{name: "raw", clientID: rawID, pid: e.raw.PID, prefix: "raw/q%d/"},
-		{name: "bridge", clientID: bridgeID, pid: bridge.PID, prefix: "bench/q%d/", topic: "/default/tp_q%d"},
-		{name: "mini", clientID: miniID, pid: e.mini.PID, prefix: "mini/q%d/", topic: "/default/mini_q%d"},
+		{name: "bridge", clientID: bridgeID, pid: bridge.PID, pprof: rig.HTTPPort, prefix: "bench/q%d/", topic: "/default/tp_q%d"},
+		{name: "mini", clientID: miniID, pid: e.mini.PID, pprof: e.miniPprof, prefix: "mini/q%d/", topic: "/default/mini_q%d"},
 	}
 	raw, br, mini := targets[0], targets[1], targets[2]
 	for _, qos := range []byte{0, 1} {
@@ -184,6 +185,9 @@ func TestEndToEndBenchmark(t *testing.T) {
 		row(fmt.Sprintf("  delivered QoS %d", qos), pct(rw.frac), pct(mn.frac), pct(bg.frac), "", "", "", "")
 		row(fmt.Sprintf("  CPU per delivered msg QoS %d (µs)", qos), f1(rw.cpu), f1(mn.cpu), f1(bg.cpu),
 			f2(bg.cpu/rw.cpu), f2(bg.cpu/mn.cpu), "", "")
+		row(fmt.Sprintf("  allocations per msg QoS %d", qos), "", f0(mn.allocs), f0(bg.allocs), "", f2(bg.allocs/mn.allocs), "", "")
+		row(fmt.Sprintf("  bytes allocated per msg QoS %d", qos), "", f0(mn.bytes), f0(bg.bytes), "", f2(bg.bytes/mn.bytes), "", "")
+		row(fmt.Sprintf("  GC cycles per 1,000 msgs QoS %d", qos), "", f2(mn.gcK), f2(bg.gcK), "", "", "", "")
 		row(fmt.Sprintf("  MQTT disconnects QoS %d (all rounds)", qos), fmt.Sprint(rw.disc), fmt.Sprint(mn.disc), fmt.Sprint(bg.disc), "", "", "", "")
 		row(fmt.Sprintf("  order violations QoS %d (all rounds)", qos), "", fmt.Sprint(mn.disordered), fmt.Sprint(bg.disordered), "", "", "", "")
 		row(fmt.Sprintf("  publisher rate QoS %d (msg/s)", qos), f0(rw.pub), f0(mn.pub), f0(bg.pub), "", "", "", "")
@@ -324,6 +328,7 @@ type target struct {
 	name     string
 	clientID string
 	pid      func() int
+	pprof    int    // port of its net/http/pprof (0: none)
 	prefix   string // MQTT topic prefix, %d = QoS
 	topic    string // Danube topic, %d = QoS; "" for the raw subscriber
 	samples  map[byte][]sample
@@ -332,6 +337,7 @@ type target struct {
 // sample is one round of one target at one QoS.
 type sample struct {
 	rate, frac, pub, cpu float64 // msg/s, delivered fraction, publisher msg/s, CPU µs per delivered message
+	allocs, bytes, gcK   float64 // per delivered message: allocations, bytes allocated; GC cycles per 1,000
 	disc                 int     // MQTT disconnects of the target, from Mosquitto's log
 	disordered           int     // messages out of their device's order in Danube (bridges only)
 }
@@ -345,14 +351,16 @@ func (tg *target) add(qos byte, s sample) {
 
 // median of every measure over the rounds; disconnects are summed.
 func (tg *target) median(qos byte) sample {
-	var rate, frac, pub, cpu []float64
+	var rate, frac, pub, cpu, allocs, bytes, gcK []float64
 	var out sample
 	for _, s := range tg.samples[qos] {
 		rate, frac, pub, cpu = append(rate, s.rate), append(frac, s.frac), append(pub, s.pub), append(cpu, s.cpu)
+		allocs, bytes, gcK = append(allocs, s.allocs), append(bytes, s.bytes), append(gcK, s.gcK)
 		out.disc += s.disc
 		out.disordered += s.disordered
 	}
 	out.rate, out.frac, out.pub, out.cpu = median(rate), median(frac), median(pub), median(cpu)
+	out.allocs, out.bytes, out.gcK = median(allocs), median(bytes), median(gcK)
 	return out
 }
 
@@ -395,11 +403,17 @@ func (e *env) measure(tg *target, qos byte, round int) sample {
 		go clock.Follow(cctx, func(ctx context.Context, n int) error { return e.srv.WaitForMessages(ctx, topic, n) },
 			func() int { return e.srv.MessageCount(topic) })
 		time.Sleep(50 * time.Millisecond)
+		ms0, msErr := readMemStats(tg.pprof)
 		cpu0, _ := harness.ReadProcCPU(pid)
 		s.pub = e.publishN(fmt.Sprintf(tg.prefix, qos), qos, *flagN, id)
 		waitStable(e.ctx, func() int { return e.srv.MessageCount(topic) - base }, *flagN, 5*time.Second)
 		cancel()
 		cpu1, _ := harness.ReadProcCPU(pid)
+		if ms1, err := readMemStats(tg.pprof); err == nil && msErr == nil {
+			s.allocs, s.bytes, s.gcK = ms0.perMsg(ms1, e.srv.MessageCount(topic)-base)
+		} else {
+			e.t.Logf("%s: allocation counts: %v %v", tg.name, msErr, err)
+		}
 		first, _ = clock.At(base)
 		var n int
 		_, last, n = clock.Window()
@@ -767,10 +781,15 @@ func (e *env) profileOne(name string, pid, port int, prefix, topic string, extra
 		go func() {
 			time.Sleep(4 * time.Second)
 			fetch("/debug/pprof/goroutine?debug=1", "goroutines.txt")
-			fetch("/debug/pprof/trace?seconds=2", "bridge.trace")
+			if *flagTrace {
+				fetch("/debug/pprof/trace?seconds=2", "bridge.trace")
+			}
 		}()
 	}
 	base := e.srv.MessageCount(topic)
+	if extras {
+		fetch("/metrics", "metrics-before.txt")
+	}
 	cpu0, _ := harness.ReadProcCPU(pid)
 	pctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	var wg sync.WaitGroup
@@ -789,6 +808,9 @@ func (e *env) profileOne(name string, pid, port int, prefix, topic string, extra
 	<-done
 	n := e.srv.MessageCount(topic) - base
 	cpu1, _ := harness.ReadProcCPU(pid)
+	if extras {
+		fetch("/metrics", "metrics-after.txt")
+	}
 	e.t.Logf("profile of %s: %d messages reached Danube in the 10 s, %.0f msg/s, %.1f µs CPU per message", name, n,
 		float64(n)/10, cpuPerMsg(cpu1-cpu0, n))
 	// Let the backlog drain before the next phase.
