@@ -13,7 +13,7 @@ import (
 // across batches (ackReleaser), and its slot is freed. On a nack only the
 // messages the output reported as failed (a *service.BatchError) are nacked,
 // or all of them for any other error; the others are settled.
-func (in *input) batchAck(ds []*delivery, idx *service.Indexer) service.AckFunc {
+func (in *input) batchAck(ds []*delivery) service.AckFunc {
 	var done atomic.Bool
 	return func(_ context.Context, err error) error {
 		if !done.CompareAndSwap(false, true) {
@@ -25,7 +25,7 @@ func (in *input) batchAck(ds []*delivery, idx *service.Indexer) service.AckFunc 
 			}
 			return nil
 		}
-		failed := failedOf(len(ds), idx, err)
+		failed := failedOf(ds, err)
 		for i, d := range ds {
 			if failed == nil || failed[i] {
 				in.nack(d, err)
@@ -37,18 +37,28 @@ func (in *input) batchAck(ds []*delivery, idx *service.Indexer) service.AckFunc 
 	}
 }
 
-// failedOf returns which of n messages a batch error marks as failed, or nil
-// when the error is not specific (then all of them failed).
-func failedOf(n int, idx *service.Indexer, err error) []bool {
+// failedOf returns which deliveries of ds a batch error marks as failed, or
+// nil when the error is not specific (then all of them failed). A failed
+// message is traced back to its delivery through its context (batchOf).
+// Benthos' output batching stage (the danube output's ordering stage)
+// reduces a batch error to a plain one, so this only helps pipelines
+// without it.
+func failedOf(ds []*delivery, err error) []bool {
 	var bErr *service.BatchError
-	if idx == nil || !errors.As(err, &bErr) || bErr.IndexedErrors() == 0 {
+	if len(ds) < 2 || !errors.As(err, &bErr) || bErr.IndexedErrors() == 0 {
 		return nil
 	}
-	failed := make([]bool, n)
+	failed := make([]bool, len(ds))
 	any := false
-	bErr.WalkMessagesIndexedBy(idx, func(i int, _ *service.Message, e error) bool {
-		if e != nil && i >= 0 && i < n {
-			failed[i], any = true, true
+	// WalkMessages is deprecated because its indexes need not match the
+	// origin batch; only the messages and their errors are used here.
+	//lint:ignore SA1019 the indexes are not used, see above
+	bErr.WalkMessages(func(_ int, m *service.Message, e error) bool {
+		if e == nil {
+			return true
+		}
+		if d, ok := m.Context().Value(deliveryKey{}).(*delivery); ok && d.index < len(ds) && ds[d.index] == d {
+			failed[d.index], any = true, true
 		}
 		return true
 	})

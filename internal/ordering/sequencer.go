@@ -23,15 +23,32 @@ import (
 // protects against a stamped batch that never reaches WriteBatch.
 const gapTimeout = 2 * time.Second
 
-// Item is one message waiting for its turn.
-type Item struct {
-	Seq    int64  // pipeline order stamp; 0 = unstamped (admitted at once)
-	Domain string // items of a domain run one at a time, in admission order
-	Run    func()
+// Job is the work of one message, run on its domain's goroutine.
+type Job interface{ Run() }
+
+// Func is a Job that calls itself.
+type Func func()
+
+// Run calls f.
+func (f Func) Run() { f() }
+
+// Item is one message waiting for its turn. D identifies a domain: items of
+// a domain run one at a time, in admission order. A comparable struct works
+// as well as a string and needs no concatenation per message.
+type Item[D comparable] struct {
+	Seq    int64 // pipeline order stamp; 0 = unstamped (admitted at once)
+	Domain D
+	Job    Job
 }
 
-type domainQueue struct {
-	q []*Item
+type domainQueue[D comparable] struct {
+	q []Item[D]
+}
+
+// arrival is a reported stamp waiting for admission: an item, or a skip.
+type arrival[D comparable] struct {
+	it      Item[D]
+	skipped bool
 }
 
 // Sequencer restores pipeline order across concurrent WriteBatch calls.
@@ -42,24 +59,24 @@ type domainQueue struct {
 // been reported. Admitted messages join the FIFO queue of their domain, whose
 // worker goroutine runs them one after the other. Domains are independent and
 // run concurrently.
-type Sequencer struct {
+type Sequencer[D comparable] struct {
 	mu      sync.Mutex
-	next    int64           // smallest stamp not yet reported
-	arrived map[int64]*Item // reported stamps >= next; nil value = skipped
-	domains map[string]*domainQueue
+	next    int64                // smallest stamp not yet reported
+	arrived map[int64]arrival[D] // reported stamps >= next
+	domains map[D]*domainQueue[D]
 	gapNext int64
 	timer   *time.Timer
 	closed  bool
 }
 
 // NewSequencer returns a Sequencer expecting stamp 1 first.
-func NewSequencer() *Sequencer {
-	return &Sequencer{next: 1, arrived: map[int64]*Item{}, domains: map[string]*domainQueue{}}
+func NewSequencer[D comparable]() *Sequencer[D] {
+	return &Sequencer[D]{next: 1, arrived: map[int64]arrival[D]{}, domains: map[D]*domainQueue[D]{}}
 }
 
-// Submit reports a message to order. Its Run func is called exactly once,
-// on the domain's goroutine.
-func (s *Sequencer) Submit(it *Item) {
+// Submit reports a message to order. Its Job runs exactly once, on the
+// domain's goroutine.
+func (s *Sequencer[D]) Submit(it Item[D]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.arrived[it.Seq]; it.Seq <= 0 || it.Seq < s.next || dup {
@@ -68,12 +85,12 @@ func (s *Sequencer) Submit(it *Item) {
 		s.admit(it)
 		return
 	}
-	s.arrived[it.Seq] = it
+	s.arrived[it.Seq] = arrival[D]{it: it}
 	s.drain()
 }
 
 // Skip reports a stamp that needs no ordering (no key, or failed early).
-func (s *Sequencer) Skip(seq int64) {
+func (s *Sequencer[D]) Skip(seq int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if seq < s.next {
@@ -86,21 +103,21 @@ func (s *Sequencer) Skip(seq int64) {
 	if _, dup := s.arrived[seq]; dup {
 		return
 	}
-	s.arrived[seq] = nil
+	s.arrived[seq] = arrival[D]{skipped: true}
 	s.drain()
 }
 
 // drain admits everything contiguous from next. Called with mu held.
-func (s *Sequencer) drain() {
+func (s *Sequencer[D]) drain() {
 	for {
-		it, ok := s.arrived[s.next]
+		a, ok := s.arrived[s.next]
 		if !ok {
 			break
 		}
 		delete(s.arrived, s.next)
 		s.next++
-		if it != nil {
-			s.admit(it)
+		if !a.skipped {
+			s.admit(a.it)
 		}
 	}
 	if len(s.arrived) > 0 && !s.closed && (s.timer == nil || s.gapNext != s.next) {
@@ -109,7 +126,7 @@ func (s *Sequencer) drain() {
 }
 
 // armGapTimer (re)starts the gap timer for the current gap. Called with mu held.
-func (s *Sequencer) armGapTimer() {
+func (s *Sequencer[D]) armGapTimer() {
 	s.gapNext = s.next
 	if s.timer != nil {
 		s.timer.Stop()
@@ -119,7 +136,7 @@ func (s *Sequencer) armGapTimer() {
 }
 
 // gapExpired skips a gap that persisted for gapTimeout.
-func (s *Sequencer) gapExpired(gap int64) {
+func (s *Sequencer[D]) gapExpired(gap int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.timer = nil
@@ -140,18 +157,18 @@ func (s *Sequencer) gapExpired(gap int64) {
 
 // admit appends it to its domain queue, starting the domain worker if idle.
 // Called with mu held.
-func (s *Sequencer) admit(it *Item) {
+func (s *Sequencer[D]) admit(it Item[D]) {
 	d, ok := s.domains[it.Domain]
 	if ok {
 		d.q = append(d.q, it)
 		return
 	}
-	d = &domainQueue{q: []*Item{it}}
+	d = &domainQueue[D]{q: []Item[D]{it}}
 	s.domains[it.Domain] = d
 	go s.runDomain(it.Domain, d)
 }
 
-func (s *Sequencer) runDomain(name string, d *domainQueue) {
+func (s *Sequencer[D]) runDomain(name D, d *domainQueue[D]) {
 	for {
 		s.mu.Lock()
 		if len(d.q) == 0 {
@@ -160,16 +177,16 @@ func (s *Sequencer) runDomain(name string, d *domainQueue) {
 			return
 		}
 		it := d.q[0]
-		d.q[0] = nil
+		d.q[0] = Item[D]{}
 		d.q = d.q[1:]
 		s.mu.Unlock()
-		it.Run()
+		it.Job.Run()
 	}
 }
 
 // Close stops the gap timer and admits every waiting item so that their
 // WriteBatch calls return (their contexts are cancelled by then).
-func (s *Sequencer) Close() {
+func (s *Sequencer[D]) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
@@ -177,10 +194,10 @@ func (s *Sequencer) Close() {
 		s.timer.Stop()
 		s.timer = nil
 	}
-	for k, it := range s.arrived {
+	for k, a := range s.arrived {
 		delete(s.arrived, k)
-		if it != nil {
-			s.admit(it)
+		if !a.skipped {
+			s.admit(a.it)
 		}
 	}
 }

@@ -7,11 +7,11 @@ import (
 )
 
 func TestSequencerOrdersAcrossCalls(t *testing.T) {
-	s := NewSequencer()
+	s := NewSequencer[string]()
 	var got []int64
 	done := make(chan struct{}, 10)
-	mk := func(seq int64) *Item {
-		return &Item{Seq: seq, Domain: "k", Run: func() { got = append(got, seq); done <- struct{}{} }}
+	mk := func(seq int64) Item[string] {
+		return Item[string]{Seq: seq, Domain: "k", Job: Func(func() { got = append(got, seq); done <- struct{}{} })}
 	}
 	// Arrival order 3, 2, 4(skip), 1: admission restores 1, 2, 3.
 	s.Submit(mk(3))

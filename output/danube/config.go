@@ -7,6 +7,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/benthoslog"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/metaref"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
@@ -47,11 +48,17 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 	if o.topic, err = conf.FieldInterpolatedString(fieldTopic); err != nil {
 		return nil, err
 	}
-	if raw, err := conf.FieldString(fieldTopic); err == nil && raw == defaultTopic {
-		o.topicIsDefault = true
+	if raw, err := conf.FieldString(fieldTopic); err == nil {
+		o.topicIsDefault = raw == defaultTopic
+		o.topicF = metaref.New(raw, o.topic)
 	}
 	if o.key, err = conf.FieldInterpolatedString(fieldKey); err != nil {
 		return nil, err
+	}
+	if raw, err := conf.FieldString(fieldKey); err == nil {
+		o.keyF = metaref.New(raw, o.key)
+	} else {
+		o.keyF = metaref.New("", o.key)
 	}
 	if o.reliable, err = conf.FieldBool(fieldReliable); err != nil {
 		return nil, err

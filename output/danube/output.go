@@ -13,6 +13,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/drain"
+	"github.com/benthos-danube/benthos-danube/internal/metaref"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
@@ -36,6 +37,7 @@ type output struct {
 	// topicIsDefault: topic is the default, the mqtt input's danube_topic.
 	topicIsDefault bool
 	key            *service.InterpolatedString
+	topicF, keyF   metaref.Field // topic and key, with their fast paths
 	partitions     int
 	reliable       bool
 	producerName   string
@@ -55,7 +57,7 @@ type output struct {
 	client   *danube.Client
 
 	cache *producerCache
-	seq   *ordering.Sequencer
+	seq   *ordering.Sequencer[seqDomain]
 
 	// closeCtx is cancelled by Close once in-flight sends were given the
 	// chance to drain; it bounds every send.
@@ -97,7 +99,7 @@ func (o *output) wire(m *service.Metrics, maxProducers int, producerIdle time.Du
 	o.closeCtx, o.closeCancel = context.WithCancel(context.Background())
 	o.cache = newProducerCache(maxProducers, producerIdle, o.newProducer, func(n int) { o.mOpen.Set(int64(n)) })
 	o.cache.refusal = func(err error) bool { return causeOf(err, "") != nil }
-	o.seq = ordering.NewSequencer()
+	o.seq = ordering.NewSequencer[seqDomain]()
 }
 
 // Connect creates the client on first use and checks that the broker is

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -16,11 +15,6 @@ type producerKey struct {
 	topic      string
 	partitions int
 	reliable   bool
-}
-
-// String returns a stable text form, used to build ordering domains.
-func (k producerKey) String() string {
-	return k.topic + "|" + strconv.Itoa(k.partitions) + "|" + strconv.FormatBool(k.reliable)
 }
 
 type producerEntry struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
+	"github.com/benthos-danube/benthos-danube/internal/metaref"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
@@ -26,7 +27,25 @@ type pending struct {
 	ordered bool  // has a routing key: sent in sequence per (producer, key)
 	err     error
 	dl      *dlCause // the message can never be delivered: dead-letter it
-	done    chan struct{}
+
+	// An ordered message is the sequencer's Job (Run): sent with ctx by o,
+	// then marked done in its WriteBatch call's wg.
+	o   *output
+	ctx context.Context
+	wg  *sync.WaitGroup
+}
+
+// seqDomain is an ordering domain of the sequencer: the messages of one
+// routing key on one producer are sent one at a time, in pipeline order.
+type seqDomain struct {
+	producer producerKey
+	key      string
+}
+
+// Run sends an ordered message on its domain's goroutine.
+func (p *pending) Run() {
+	p.err = p.o.send(p.ctx, p)
+	p.wg.Done()
 }
 
 // WriteBatch sends every message of the batch and returns once the broker
@@ -48,11 +67,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 // prepareBatch resolves the routing of every message of batch: items are
 // to be sent, doomed can never be sent as they are and are dead-lettered.
 func (o *output) prepareBatch(batch service.MessageBatch) (items, doomed []*pending) {
-	var topicEx *service.MessageBatchInterpolationExecutor
-	if !o.topicIsStatic {
-		topicEx = batch.InterpolationExecutor(o.topic)
-	}
-	keyEx := batch.InterpolationExecutor(o.key)
+	topicR, keyR := o.topicF.For(batch), o.keyF.For(batch)
 
 	items = make([]*pending, 0, len(batch))
 	base := ordering.BatchStamp(batch, metaSeq)
@@ -61,7 +76,7 @@ func (o *output) prepareBatch(batch service.MessageBatch) (items, doomed []*pend
 		if base > 0 {
 			seq = base + int64(i)
 		}
-		p := o.prepare(i, seq, msg, topicEx, keyEx)
+		p := o.prepare(i, seq, msg, &topicR, &keyR)
 		if p.dl != nil {
 			// A message that is not sent still occupies its place in
 			// the sequence.
@@ -106,17 +121,10 @@ func (o *output) sendAll(ctx context.Context, items []*pending) {
 			p.err = o.send(sctx, p)
 		}()
 	}
-	if len(ordered) > 0 {
-		for _, p := range ordered {
-			p.done = make(chan struct{})
-			o.seq.Submit(&ordering.Item{Seq: p.seq, Domain: p.key.String() + "\x00" + p.msg.Key, Run: func() {
-				p.err = o.send(sctx, p)
-				close(p.done)
-			}})
-		}
-		for _, p := range ordered {
-			<-p.done
-		}
+	for _, p := range ordered {
+		p.o, p.ctx, p.wg = o, sctx, &wg
+		wg.Add(1)
+		o.seq.Submit(ordering.Item[seqDomain]{Seq: p.seq, Domain: seqDomain{p.key, p.msg.Key}, Job: p})
 	}
 	wg.Wait()
 }
@@ -183,14 +191,14 @@ func (o *output) warnUnreachable(err error) {
 
 // prepare resolves the routing of one message. A message that can never be
 // sent as it is comes back with its dead-letter cause set.
-func (o *output) prepare(i int, seq int64, msg *service.Message, topicEx, keyEx *service.MessageBatchInterpolationExecutor) *pending {
+func (o *output) prepare(i int, seq int64, msg *service.Message, topicR, keyR *metaref.Resolver) *pending {
 	p := &pending{idx: i, seq: seq}
 	if p.dl = causeFromMeta(msg); p.dl != nil {
 		if p.dl.topic == "" {
 			// Marked by the pipeline: say where it was meant to go.
 			p.dl.topic = o.staticTopic
 			if !o.topicIsStatic {
-				p.dl.topic, _ = topicEx.TryString(i)
+				p.dl.topic, _ = topicR.String(i)
 			}
 			if o.validateTopic(p.dl.topic) != nil {
 				p.dl.topic = ""
@@ -205,7 +213,7 @@ func (o *output) prepare(i int, seq int64, msg *service.Message, topicEx, keyEx 
 	topic, static := o.staticTopic, o.topicIsStatic
 	if !static {
 		var err error
-		if topic, err = topicEx.TryString(i); err != nil {
+		if topic, err = topicR.String(i); err != nil {
 			return doom(deadletter.ReasonInvalidTopic, "", fmt.Errorf("field topic: %w", err))
 		}
 	}
@@ -230,7 +238,7 @@ func (o *output) prepare(i int, seq int64, msg *service.Message, topicEx, keyEx 
 		}
 		p.key.reliable = b
 	}
-	key, err := keyEx.TryString(i)
+	key, err := keyR.String(i)
 	if err != nil {
 		return doom(reasonInvalidMessage, topic, fmt.Errorf("field key: %w", err))
 	}

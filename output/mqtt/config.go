@@ -43,7 +43,7 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources, dial dialFunc
 		dial:         dial,
 		writeTimeout: s.writeTimeout,
 		log:          mgr.Logger(),
-		seq:          ordering.NewSequencer(),
+		seq:          ordering.NewSequencer[struct{}](),
 		sus:          newSuspects(),
 		conn: connConfig{
 			urls:           chk.urls,

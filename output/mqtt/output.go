@@ -73,7 +73,7 @@ type output struct {
 	failures      int
 	everConnected bool
 
-	seq *ordering.Sequencer
+	seq *ordering.Sequencer[struct{}]
 	sus *suspects
 
 	gate drain.Gate // writes in flight, which Close waits for

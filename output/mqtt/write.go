@@ -86,7 +86,7 @@ func (o *output) prepareBatch(batch service.MessageBatch) (items, toSend []*pend
 func (o *output) handOff(ctx context.Context, lc *live, toSend []*pending) {
 	for _, p := range toSend {
 		p.done = make(chan struct{})
-		o.seq.Submit(&ordering.Item{Seq: p.seq, Run: func() {
+		o.seq.Submit(ordering.Item[struct{}]{Seq: p.seq, Job: ordering.Func(func() {
 			if p.isolated {
 				o.publishAlone(ctx, lc, p)
 			} else {
@@ -95,7 +95,7 @@ func (o *output) handOff(ctx context.Context, lc *live, toSend []*pending) {
 				p.del = lc.t.publish(p.pub)
 			}
 			close(p.done)
-		}})
+		})})
 	}
 }
 

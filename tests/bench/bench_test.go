@@ -70,6 +70,11 @@ func TestEndToEndBenchmark(t *testing.T) {
 	if !harness.MosquittoAvailable() {
 		t.Fatal("the benchmark needs mosquitto on PATH")
 	}
+	if *flagProfDir != "" {
+		if err := os.MkdirAll(*flagProfDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	logDir := *flagLogDir
 	if logDir == "" {
 		logDir = t.TempDir()
@@ -94,7 +99,7 @@ func TestEndToEndBenchmark(t *testing.T) {
 				`{ mqtt_topic: "bench/lat/+", danube_topic: /default/lat, qos: 1 }`,
 				`{ mqtt_topic: "bench/stall/+", danube_topic: /default/stall, qos: 1 }`,
 			},
-			OutputExtra: []string{fmt.Sprintf("max_in_flight: %d", *flagOutInFl)},
+			OutputExtra: append([]string{fmt.Sprintf("max_in_flight: %d", *flagOutInFl)}, strings.Split(os.Getenv("BENCH_OUTPUT_EXTRA"), ";")...),
 		},
 		Env:         procEnv,
 		ProbeTopic:  "bench/prof/probe",
@@ -403,6 +408,16 @@ func (e *env) measure(tg *target, qos byte, round int) sample {
 		go clock.Follow(cctx, func(ctx context.Context, n int) error { return e.srv.WaitForMessages(ctx, topic, n) },
 			func() int { return e.srv.MessageCount(topic) })
 		time.Sleep(50 * time.Millisecond)
+		if *flagProfDir != "" && round == 0 && tg.pprof != 0 {
+			// A CPU profile of the first 2 s of the phase (the phase
+			// lasts about as long), under exactly the measured load.
+			prof := make(chan struct{})
+			go func() {
+				defer close(prof)
+				e.fetchProfile(tg.pprof, "/debug/pprof/profile?seconds=2", fmt.Sprintf("%s-throughput-qos%d.pprof", tg.name, qos))
+			}()
+			defer func() { <-prof }()
+		}
 		ms0, msErr := readMemStats(tg.pprof)
 		cpu0, _ := harness.ReadProcCPU(pid)
 		s.pub = e.publishN(fmt.Sprintf(tg.prefix, qos), qos, *flagN, id)
@@ -747,23 +762,26 @@ func (e *env) profile(bin, miniBin string) {
 	}
 }
 
-func (e *env) profileOne(name string, pid, port int, prefix, topic string, extras bool) {
-	dir := *flagProfDir
-	fetch := func(path, file string) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
-		if err != nil {
-			e.t.Logf("pprof %s of %s: %v", path, name, err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(filepath.Join(dir, file))
-		if err != nil {
-			e.t.Logf("pprof: %v", err)
-			return
-		}
-		defer f.Close()
-		_, _ = io.Copy(f, resp.Body)
+// fetchProfile saves what the pprof endpoint path of the process serving on
+// port answers under file in the profile directory.
+func (e *env) fetchProfile(port int, path, file string) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+	if err != nil {
+		e.t.Logf("pprof %s on port %d: %v", path, port, err)
+		return
 	}
+	defer resp.Body.Close()
+	f, err := os.Create(filepath.Join(*flagProfDir, file))
+	if err != nil {
+		e.t.Logf("pprof: %v", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
+
+func (e *env) profileOne(name string, pid, port int, prefix, topic string, extras bool) {
+	fetch := func(path, file string) { e.fetchProfile(port, path, file) }
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
