@@ -28,8 +28,8 @@ type pending struct {
 	err     error
 	dl      *dlCause // the message can never be delivered: dead-letter it
 
-	// An ordered message is the sequencer's Job (Run): sent with ctx by o,
-	// then marked done in its WriteBatch call's wg.
+	// A message sent on a sequencer worker is its Job (Run): sent with ctx
+	// by o, then marked done in its WriteBatch call's wg.
 	o   *output
 	ctx context.Context
 	wg  *sync.WaitGroup
@@ -42,7 +42,7 @@ type seqDomain struct {
 	key      string
 }
 
-// Run sends an ordered message on its domain's goroutine.
+// Run sends the message on a sequencer worker.
 func (p *pending) Run() {
 	p.err = p.o.send(p.ctx, p)
 	p.wg.Done()
@@ -115,11 +115,9 @@ func (o *output) sendAll(ctx context.Context, items []*pending) {
 			p.err = o.send(sctx, p)
 			continue
 		}
+		p.o, p.ctx, p.wg = o, sctx, &wg
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.err = o.send(sctx, p)
-		}()
+		o.seq.Go(p)
 	}
 	for _, p := range ordered {
 		p.o, p.ctx, p.wg = o, sctx, &wg
