@@ -7,7 +7,7 @@ import (
 
 // queue is the hand-off between paho's router goroutine (push) and ReadBatch
 // (pop). It holds at most limit messages; a push into a full queue waits
-// until the pipeline takes one. paho then stops reading the connection, TCP
+// until the pipeline has taken half of them. paho then stops reading the connection, TCP
 // flow control holds the flood in the MQTT broker, and nothing is read only
 // to wait in memory. Without this bound a flood at QoS 1 fills the queue
 // too: the broker's in-flight window does not hold once acknowledgements
@@ -32,6 +32,8 @@ type queue struct {
 	qos0     int
 	limit    int
 	maxBlock time.Duration
+	lowWater int           // a waiting push is woken once the queue drained to this
+	pops     uint64        // messages taken so far: progress, for the stall check
 	stalled  bool          // a push timed out and nothing was taken since
 	waiting  int           // pushes waiting for room
 	notify   chan struct{} // capacity 1: "something was pushed"
@@ -49,7 +51,8 @@ type queued struct {
 }
 
 func newQueue(limit int) *queue {
-	return &queue{limit: max(1, limit), maxBlock: qos0MaxBlock, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+	limit = max(1, limit)
+	return &queue{limit: limit, lowWater: limit / 2, maxBlock: qos0MaxBlock, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
 // push appends m, first waiting for room (see queue) until stop is closed
@@ -61,6 +64,7 @@ func (q *queue) push(m message, at int64, stop <-chan struct{}) bool {
 	q.mu.Lock()
 	qos0 := m.Qos() == 0
 	var timer *time.Timer
+	var pops0 uint64 // q.pops when the wait began or last made progress
 	for len(q.items)-q.head >= q.limit {
 		if q.stalled {
 			if qos0 {
@@ -70,11 +74,12 @@ func (q *queue) push(m message, at int64, stop <-chan struct{}) bool {
 			}
 			break
 		}
-		q.waiting++
-		q.mu.Unlock()
 		if timer == nil {
 			timer = time.NewTimer(q.maxBlock)
+			pops0 = q.pops
 		}
+		q.waiting++
+		q.mu.Unlock()
 		var timedOut bool
 		select {
 		case <-q.space:
@@ -89,14 +94,22 @@ func (q *queue) push(m message, at int64, stop <-chan struct{}) bool {
 		}
 		q.mu.Lock()
 		q.waiting--
-		if timedOut && len(q.items)-q.head >= q.limit {
-			q.stalled = true
-			if qos0 {
-				q.mu.Unlock()
-				return false
-			}
-			break
+		if !timedOut || len(q.items)-q.head < q.limit {
+			continue
 		}
+		if q.pops != pops0 {
+			// Taken from, just not down to the low-water mark yet: not
+			// a stall.
+			pops0 = q.pops
+			timer.Reset(q.maxBlock)
+			continue
+		}
+		q.stalled = true
+		if qos0 {
+			q.mu.Unlock()
+			return false
+		}
+		break
 	}
 	stopTimer(timer)
 	if qos0 {
@@ -133,7 +146,11 @@ func (q *queue) pop() (queued, bool) {
 		q.qos0--
 	}
 	q.stalled = false
-	if q.waiting > 0 {
+	q.pops++
+	// Wake a waiting push only once the queue drained to the low-water
+	// mark: it then pushes a run of messages without waiting, instead of
+	// being woken for every message taken.
+	if q.waiting > 0 && len(q.items)-q.head <= q.lowWater {
 		select {
 		case q.space <- struct{}{}:
 		default:

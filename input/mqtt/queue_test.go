@@ -213,3 +213,64 @@ topic_mappings:
 	}
 	t.Logf("at most %d messages waited in the input (max_unacked %d)", maxQueued, maxUnacked)
 }
+
+// TestQueueWakesAtLowWater: a push waiting on a full queue is woken once the
+// pipeline took half of it, not for every message taken (the pipeline never
+// runs dry meanwhile: half the queue still waits for it). A pipeline that
+// took something is not stalled: when the push's maxBlock passes, it queues
+// its message, QoS 0 included.
+func TestQueueWakesAtLowWater(t *testing.T) {
+	fill := func(t *testing.T, maxBlock time.Duration) (*queue, chan struct{}) {
+		t.Helper()
+		q := newQueue(4)
+		q.maxBlock = maxBlock
+		stop := make(chan struct{})
+		for range 4 {
+			if !q.push(qosMsg{}, 0, stop) {
+				t.Fatal("push into a queue with room failed")
+			}
+		}
+		return q, stop
+	}
+	t.Run("woken at half", func(t *testing.T) {
+		q, stop := fill(t, 10*time.Second)
+		done := pushAsync(q, qosMsg{}, stop)
+		time.Sleep(20 * time.Millisecond)
+		q.pop() // 3 left: above the low-water mark of 2
+		select {
+		case <-done:
+			t.Fatal("the push was woken above the low-water mark")
+		case <-time.After(100 * time.Millisecond):
+		}
+		q.pop() // 2 left
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("the push lost its message")
+			}
+		case <-time.After(time.Second):
+			t.Fatal("the push was not woken at the low-water mark")
+		}
+	})
+	t.Run("progress is not a stall", func(t *testing.T) {
+		q, stop := fill(t, 200*time.Millisecond)
+		start := time.Now()
+		done := pushAsync(q, qosMsg{}, stop)
+		time.Sleep(50 * time.Millisecond)
+		q.pop()
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("a QoS 0 push was dropped although the pipeline took a message")
+			}
+			if d := time.Since(start); d < q.maxBlock {
+				t.Fatalf("released after %v, before maxBlock and above the low-water mark", d)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("the push was not released when its maxBlock passed")
+		}
+		if q.stalled {
+			t.Fatal("the queue counts as stalled")
+		}
+	})
+}

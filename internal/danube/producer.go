@@ -363,11 +363,38 @@ func (pp *partProducer) build(st *prodState, m Message, reqID uint64) *pb.Stream
 }
 
 func (pp *partProducer) checkSize(msg *pb.StreamMessage) error {
+	if sizeBound(msg) <= MaxRequestBytes {
+		// proto.Size walks the attribute map by reflection: about ten
+		// allocations per message, paid again when gRPC marshals it.
+		return nil
+	}
 	if n := proto.Size(msg); n > MaxRequestBytes {
 		return &Error{Topic: pp.topic, RPC: "SendMessage", Code: codes.OutOfRange, permanent: true,
 			Err: fmt.Errorf("%w (encoded size %d bytes, payload %d bytes)", ErrMessageTooLarge, n, len(msg.Payload))}
 	}
 	return nil
+}
+
+// sizeBound is an upper bound of proto.Size(msg): every length-delimited
+// field counted at its tag, a 5-byte length and its bytes, every scalar at
+// its tag and the longest varint, with room to spare.
+func sizeBound(msg *pb.StreamMessage) int {
+	const (
+		lenField   = 1 + 5  // tag and length of a string, bytes or message
+		mapEntry   = 1 + 5 + 2*lenField
+		allScalars = 256 // request id, publish time, schema id and version, producer id, offset
+	)
+	n := allScalars + len(msg.Payload) + len(msg.ProducerName) + len(msg.SubscriptionName) + 4*lenField
+	if id := msg.MsgId; id != nil {
+		n += lenField + len(id.TopicName) + len(id.BrokerAddr) + 2*lenField
+	}
+	if k := msg.RoutingKey; k != nil {
+		n += lenField + len(*k)
+	}
+	for k, v := range msg.Attributes {
+		n += mapEntry + len(k) + len(v)
+	}
+	return n
 }
 
 // recreate replaces the stale state old with a freshly created producer,

@@ -680,3 +680,4 @@ func TestClosed(t *testing.T) {
 		t.Fatalf("NewProducer after Close = %v", err)
 	}
 }
+
