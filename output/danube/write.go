@@ -28,8 +28,8 @@ type pending struct {
 	err     error
 	dl      *dlCause // the message can never be delivered: dead-letter it
 
-	// A message sent on a sequencer worker is its Job (Run): sent with ctx
-	// by o, then marked done in its WriteBatch call's wg.
+	// An ordered message is the sequencer's Job (Run): sent with ctx by o,
+	// then marked done in its WriteBatch call's wg.
 	o   *output
 	ctx context.Context
 	wg  *sync.WaitGroup
@@ -40,6 +40,28 @@ type pending struct {
 type seqDomain struct {
 	producer producerKey
 	key      string
+}
+
+// unorderedLanes bounds the workers one WriteBatch call sends its unordered
+// messages on (each lane sends its share one after the other). Without it a
+// batch of 64 keyless messages under max_in_flight 64 had 4,096 sends in
+// flight on one connection, far more than a broker serves any faster.
+const unorderedLanes = 8
+
+// sendLane is a share of a call's unordered messages, sent one after the
+// other on a sequencer worker.
+type sendLane struct {
+	o   *output
+	ctx context.Context
+	wg  *sync.WaitGroup
+	ps  []*pending
+}
+
+func (l *sendLane) Run() {
+	for _, p := range l.ps {
+		p.err = l.o.send(l.ctx, p)
+	}
+	l.wg.Done()
 }
 
 // Run sends the message on a sequencer worker.
@@ -100,9 +122,10 @@ func (o *output) sendAll(ctx context.Context, items []*pending) {
 	defer stop()
 
 	// Ordered messages go through the sequencer; unordered ones are sent
-	// concurrently right away (inline when there is only one).
+	// right away (inline when there is only one), on at most
+	// unorderedLanes workers per call.
 	var wg sync.WaitGroup
-	var ordered []*pending
+	var ordered, unordered []*pending
 	for _, p := range items {
 		if p.ordered {
 			ordered = append(ordered, p)
@@ -115,9 +138,15 @@ func (o *output) sendAll(ctx context.Context, items []*pending) {
 			p.err = o.send(sctx, p)
 			continue
 		}
-		p.o, p.ctx, p.wg = o, sctx, &wg
+		unordered = append(unordered, p)
+	}
+	for lane := range min(len(unordered), unorderedLanes) {
+		l := &sendLane{o: o, ctx: sctx, wg: &wg}
+		for i := lane; i < len(unordered); i += unorderedLanes {
+			l.ps = append(l.ps, unordered[i])
+		}
 		wg.Add(1)
-		o.seq.Go(p)
+		o.seq.Go(l)
 	}
 	for _, p := range ordered {
 		p.o, p.ctx, p.wg = o, sctx, &wg
