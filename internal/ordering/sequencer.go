@@ -56,6 +56,14 @@ type domainQueue[D comparable] struct {
 // is never capped: one slow domain never holds up another.
 const maxIdleWorkers = 128
 
+// maxBusyWorkers bounds the domains run at once; the others wait their turn
+// in arrival order. Thousands of keys in a batch (a fleet of devices, natural
+// batches of 256 under max_in_flight 64) would otherwise have thousands of
+// sends in flight on one connection, far more than a broker serves any
+// faster. It is well above the concurrency a broker rewards, so a few slow
+// domains do not hold up the others.
+const maxBusyWorkers = 256
+
 // arrival is a reported stamp waiting for admission: an item, or a skip.
 type arrival[D comparable] struct {
 	it      Item[D]
@@ -79,6 +87,8 @@ type Sequencer[D comparable] struct {
 	timer   *time.Timer
 	closed  bool
 	idle    []chan *domainQueue[D] // parked workers, each on its own channel
+	busy    int                    // workers running a domain
+	ready   []*domainQueue[D]      // domains waiting for a worker (busy at maxBusyWorkers)
 }
 
 // NewSequencer returns a Sequencer expecting stamp 1 first.
@@ -189,8 +199,13 @@ func (s *Sequencer[D]) Go(j Job) {
 }
 
 // startLocked hands d to a parked worker, or to a new one when none is
-// idle. Called with mu held.
+// idle, or queues it when maxBusyWorkers already run. Called with mu held.
 func (s *Sequencer[D]) startLocked(d *domainQueue[D]) {
+	if s.busy >= maxBusyWorkers {
+		s.ready = append(s.ready, d)
+		return
+	}
+	s.busy++
 	if n := len(s.idle); n > 0 {
 		w := s.idle[n-1]
 		s.idle[n-1] = nil
@@ -220,6 +235,14 @@ func (s *Sequencer[D]) work(d *domainQueue[D]) {
 		if !d.anonymous {
 			delete(s.domains, d.name)
 		}
+		if len(s.ready) > 0 {
+			d = s.ready[0]
+			s.ready[0] = nil
+			s.ready = s.ready[1:]
+			s.mu.Unlock()
+			continue
+		}
+		s.busy--
 		if s.closed || len(s.idle) >= maxIdleWorkers {
 			s.mu.Unlock()
 			return
