@@ -40,6 +40,7 @@ var (
 	flagTrace      = flag.Bool("bench.trace", false, "with -bench.profdir, also take a 2 s execution trace of the bridge while profiling (it slows the bridge, so its CPU figure there is not comparable)")
 	flagOutInFl    = flag.Int("bench.maxinflight", 64, "max_in_flight of the danube output")
 	flagBridgeEnv  = flag.String("bench.bridgeenv", "", "extra environment of the processes under test (bridge, minimal bridge, raw subscriber), comma separated (e.g. GOGC=400)")
+	flagOnlyBrEnv  = flag.String("bench.bridgeonlyenv", "", "extra environment of the bridge alone, comma separated (e.g. GOGC=200, to see what a setting the minimal bridge does not get is worth)")
 	flagOutExtra   = flag.String("bench.outputextra", "", `extra lines under the bridge's danube output, separated by ";" (e.g. 'key: ""' to measure without the ordering stage)`)
 )
 
@@ -102,7 +103,7 @@ func TestEndToEndBenchmark(t *testing.T) {
 			},
 			OutputExtra: append([]string{fmt.Sprintf("max_in_flight: %d", *flagOutInFl)}, strings.Split(*flagOutExtra, ";")...),
 		},
-		Env:         procEnv,
+		Env:         append(slices.Clone(procEnv), splitEnv(*flagOnlyBrEnv)...),
 		ProbeTopic:  "bench/prof/probe",
 		ProbeDanube: []string{"/default/prof"},
 	})
@@ -254,6 +255,14 @@ func (e *env) print(rows []string) {
 			e.t.Error(u)
 		}
 	}
+}
+
+// splitEnv splits a comma-separated list of NAME=VALUE.
+func splitEnv(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // devices names the devices of one publisher.
