@@ -9,7 +9,9 @@
 // stamp is the pipeline order. WriteBatch then reports every stamped message
 // to a Sequencer, which admits them strictly in stamp order into one FIFO
 // queue per domain (a Danube producer and key, an MQTT connection), each run
-// one at a time. The danube and mqtt outputs use it.
+// one at a time on a worker goroutine; finished workers park for the next
+// domain, and at most maxBusyWorkers domains run at once. The danube and
+// mqtt outputs use it.
 package ordering
 
 import (
