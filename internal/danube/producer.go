@@ -380,7 +380,7 @@ func (pp *partProducer) checkSize(msg *pb.StreamMessage) error {
 // its tag and the longest varint, with room to spare.
 func sizeBound(msg *pb.StreamMessage) int {
 	const (
-		lenField   = 1 + 5  // tag and length of a string, bytes or message
+		lenField   = 1 + 5 // tag and length of a string, bytes or message
 		mapEntry   = 1 + 5 + 2*lenField
 		allScalars = 256 // request id, publish time, schema id and version, producer id, offset
 	)

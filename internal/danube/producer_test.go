@@ -680,4 +680,3 @@ func TestClosed(t *testing.T) {
 		t.Fatalf("NewProducer after Close = %v", err)
 	}
 }
-

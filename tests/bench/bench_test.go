@@ -41,6 +41,7 @@ var (
 	flagOutInFl    = flag.Int("bench.maxinflight", 64, "max_in_flight of the danube output")
 	flagBridgeEnv  = flag.String("bench.bridgeenv", "", "extra environment of the processes under test (bridge, minimal bridge, raw subscriber), comma separated (e.g. GOGC=400)")
 	flagOnlyBrEnv  = flag.String("bench.bridgeonlyenv", "", "extra environment of the bridge alone, comma separated (e.g. GOGC=200, to see what a setting the minimal bridge does not get is worth)")
+	flagInExtra    = flag.String("bench.inputextra", "", `extra lines under the bridge's mqtt input, separated by ";" (e.g. "max_unacked: 256")`)
 	flagOutExtra   = flag.String("bench.outputextra", "", `extra lines under the bridge's danube output, separated by ";" (e.g. 'key: ""' to measure without the ordering stage)`)
 )
 
@@ -94,6 +95,7 @@ func TestEndToEndBenchmark(t *testing.T) {
 		Mosquitto: harness.MosquittoOptions{MaxInflight: *flagInflight},
 		Bridge: harness.BridgeConfig{
 			LogLevel: "warn", ClientID: bridgeID, Keepalive: "10s",
+			InputExtra: splitLines(*flagInExtra),
 			Mappings: []string{
 				`{ mqtt_topic: "bench/q0/+", danube_topic: /default/tp_q0, qos: 0 }`,
 				`{ mqtt_topic: "bench/q1/+", danube_topic: /default/tp_q1, qos: 1 }`,
@@ -101,7 +103,7 @@ func TestEndToEndBenchmark(t *testing.T) {
 				`{ mqtt_topic: "bench/lat/+", danube_topic: /default/lat, qos: 1 }`,
 				`{ mqtt_topic: "bench/stall/+", danube_topic: /default/stall, qos: 1 }`,
 			},
-			OutputExtra: append([]string{fmt.Sprintf("max_in_flight: %d", *flagOutInFl)}, strings.Split(*flagOutExtra, ";")...),
+			OutputExtra: append([]string{fmt.Sprintf("max_in_flight: %d", *flagOutInFl)}, splitLines(*flagOutExtra)...),
 		},
 		Env:         append(slices.Clone(procEnv), splitEnv(*flagOnlyBrEnv)...),
 		ProbeTopic:  "bench/prof/probe",
@@ -263,6 +265,14 @@ func splitEnv(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
+}
+
+// splitLines splits config lines separated by ";".
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ";")
 }
 
 // devices names the devices of one publisher.
