@@ -69,6 +69,12 @@ func parseDeadLetters(conf *service.ParsedConfig, mgr *service.Resources) (*dead
 		if dl.out, err = conf.FieldOutput(fieldDLOutput); err != nil {
 			return nil, fmt.Errorf("field %s.%s: %w", fieldDeadLetter, fieldDLOutput, err)
 		}
+		// Started now: an OwnedOutput never written to is only started by
+		// its first write, and its Close would then wait until Close's own
+		// deadline.
+		if err := dl.out.Prime(); err != nil {
+			return nil, fmt.Errorf("field %s.%s: %w", fieldDeadLetter, fieldDLOutput, err)
+		}
 	}
 	dl.spool = deadletter.NewSpool(dir)
 	m := mgr.Metrics()

@@ -45,3 +45,24 @@ producer_idle_timeout: 20ms`, srv.URL()), service.NewEnvironment())
 	require.NoError(t, out.Close(ctx), "Close is idempotent")
 	goleak.VerifyNone(t, ignore)
 }
+
+// TestCloseWithUnusedDeadLetterOutput: a dead_letter.output that never
+// received a record does not hold Close up (Benthos starts an owned output
+// at its first write, and its Close waits for a start that never came).
+func TestCloseWithUnusedDeadLetterOutput(t *testing.T) {
+	srv := danubetest.NewTestServer(t)
+	conf, err := Spec().ParseYAML(fmt.Sprintf(`url: %s
+topic: /default/t
+dead_letter:
+  output:
+    drop: {}`, srv.URL()), service.NewEnvironment())
+	require.NoError(t, err)
+	out, err := newOutput(conf, service.MockResources())
+	require.NoError(t, err)
+	require.NoError(t, out.Connect(context.Background()))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, out.Close(ctx))
+	assert.Less(t, time.Since(start), time.Second, "Close waited for the unused dead_letter output")
+}
