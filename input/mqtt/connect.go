@@ -146,6 +146,6 @@ func (in *input) handle(c *connection, m message) {
 		// A QoS 1/2 message refused here only met a lost connection: it
 		// is not acknowledged, so the session redelivers it.
 		in.mQoS0Dropped.Incr(1)
-		in.warnQoS0.warn(in.log, "dropping QoS 0 messages: %d already wait for the pipeline (max_unacked), and it took none for %v; last dropped topic %q", in.cfg.maxUnacked, qos0MaxBlock, m.Topic())
+		in.warnQoS0.warn(in.log, "dropping QoS 0 messages: %d already wait for the pipeline (max_unacked), and it took none for %v; last dropped topic %q", in.cfg.maxUnacked, in.q.maxBlock, m.Topic())
 	}
 }

@@ -99,7 +99,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	in := &input{
 		cfg:         cfg,
 		log:         mgr.Logger(),
-		q:           newQueue(cfg.maxUnacked),
+		q:           newQueue(cfg.maxUnacked, maxBlockFor(cfg)),
 		slots:       make(chan struct{}, cfg.maxUnacked),
 		closed:      make(chan struct{}),
 		autoReplay:  autoReplay,

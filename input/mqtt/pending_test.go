@@ -90,7 +90,7 @@ topic_mappings:
 // ordered_acks (confirmed by the output, still unacknowledged to the broker).
 func TestPendingReportWording(t *testing.T) {
 	newIn := func(clean bool) *input {
-		return &input{cfg: &config{clientID: "bridge-1", cleanSession: clean}, q: newQueue(10)}
+		return &input{cfg: &config{clientID: "bridge-1", cleanSession: clean}, q: newQueue(10, qos0MaxBlock)}
 	}
 	if r := newIn(false).pendingReport(nil); r != "" {
 		t.Errorf("nothing pending: %q", r)

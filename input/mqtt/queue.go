@@ -44,15 +44,26 @@ type queue struct {
 // the pipeline takes nothing: half of paho's 10 s ping timeout.
 const qos0MaxBlock = 5 * time.Second
 
+// maxBlockFor is the queue's bound on holding the reader for cfg's
+// connection. paho.mqtt.golang (MQTT 3.1.1) waits 10 s for a PINGRESP;
+// paho.golang (MQTT 5) waits one keep-alive interval, so a short keepalive
+// gets a shorter pause there: half of it.
+func maxBlockFor(cfg *config) time.Duration {
+	if cfg.protocol == protocol5 && cfg.keepalive > 0 {
+		return min(qos0MaxBlock, cfg.keepalive/2)
+	}
+	return qos0MaxBlock
+}
+
 // queued is a received message and when it arrived (unix nanoseconds).
 type queued struct {
 	m  message
 	at int64
 }
 
-func newQueue(limit int) *queue {
+func newQueue(limit int, maxBlock time.Duration) *queue {
 	limit = max(1, limit)
-	return &queue{limit: limit, lowWater: limit / 2, maxBlock: qos0MaxBlock, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+	return &queue{limit: limit, lowWater: limit / 2, maxBlock: maxBlock, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
 // push appends m, first waiting for room (see queue) until stop is closed

@@ -44,8 +44,7 @@ func TestQueueBackPressure(t *testing.T) {
 		{"qos2 overflows", 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := newQueue(2)
-			q.maxBlock = 200 * time.Millisecond
+			q := newQueue(2, 200*time.Millisecond)
 			stop := make(chan struct{})
 			m := qosMsg{qos: tc.qos}
 			for range 2 {
@@ -222,8 +221,7 @@ topic_mappings:
 func TestQueueWakesAtLowWater(t *testing.T) {
 	fill := func(t *testing.T, maxBlock time.Duration) (*queue, chan struct{}) {
 		t.Helper()
-		q := newQueue(4)
-		q.maxBlock = maxBlock
+		q := newQueue(4, maxBlock)
 		stop := make(chan struct{})
 		for range 4 {
 			if !q.push(qosMsg{}, 0, stop) {
@@ -273,4 +271,25 @@ func TestQueueWakesAtLowWater(t *testing.T) {
 			t.Fatal("the queue counts as stalled")
 		}
 	})
+}
+
+// TestMaxBlockFollowsThePinger: the reader is never held for as long as the
+// transport waits for a PINGRESP (paho.mqtt.golang: 10 s; paho.golang: one
+// keep-alive interval).
+func TestMaxBlockFollowsThePinger(t *testing.T) {
+	for _, tc := range []struct {
+		protocol  string
+		keepalive time.Duration
+		want      time.Duration
+	}{
+		{protocol311, 3 * time.Second, qos0MaxBlock},
+		{protocol311, 30 * time.Second, qos0MaxBlock},
+		{protocol5, 3 * time.Second, 1500 * time.Millisecond},
+		{protocol5, 30 * time.Second, qos0MaxBlock},
+		{protocol5, 0, qos0MaxBlock},
+	} {
+		if got := maxBlockFor(&config{protocol: tc.protocol, keepalive: tc.keepalive}); got != tc.want {
+			t.Errorf("MQTT %s, keepalive %v: %v, want %v", tc.protocol, tc.keepalive, got, tc.want)
+		}
+	}
 }

@@ -238,7 +238,8 @@ where MQTT queues messages for a slow subscriber. QoS 1/2 cannot rely on the bro
 alone: Mosquitto 2.0 holds ` + "`max_inflight_messages`" + ` only while the subscriber acknowledges nothing, and
 sent a bridge that acknowledged slower than messages arrived more than 400,000 QoS 1 messages ahead of its
 acknowledgements. Paho reads keep-alive answers on the same path, so the pause is bounded: when the pipeline
-takes nothing for 5 s (half of Paho's 10 s ping timeout), waiting QoS 0 messages are dropped until it takes
+takes nothing for 5 s (half of Paho's 10 s ping timeout; over MQTT 5 half the keepalive when that is shorter,
+as paho.golang waits one keepalive for a ping answer), waiting QoS 0 messages are dropped until it takes
 one again, counted in ` + "`mqtt_input_qos0_dropped`" + ` and logged (rate-limited), while QoS 1/2 messages are
 kept beyond the bound and never dropped: their acknowledgements are withheld, which stops the broker's window
 and keeps the connection and its pings alive through an output stall.
