@@ -57,7 +57,7 @@ func failedOf(ds []*delivery, err error) []bool {
 		if e == nil {
 			return true
 		}
-		if d, ok := m.Context().Value(deliveryKey{}).(*delivery); ok && d.index < len(ds) && ds[d.index] == d {
+		if d, ok := m.Context().Value(deliveryKey{}).(*delivery); ok && d.index >= 0 && d.index < len(ds) && ds[d.index] == d {
 			failed[d.index], any = true, true
 		}
 		return true

@@ -87,16 +87,13 @@ func TestEndToEndBenchmark(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	var procEnv []string
-	if *flagBridgeEnv != "" {
-		procEnv = strings.Split(*flagBridgeEnv, ",")
-	}
+	procEnv := splitFlag(*flagBridgeEnv, ",")
 	rig := harness.StartRig(t, ctx, harness.RigConfig{
 		LogDir:    logDir,
 		Mosquitto: harness.MosquittoOptions{MaxInflight: *flagInflight},
 		Bridge: harness.BridgeConfig{
 			LogLevel: "warn", ClientID: bridgeID, Keepalive: "10s",
-			InputExtra: splitLines(*flagInExtra),
+			InputExtra: splitFlag(*flagInExtra, ";"),
 			Mappings: []string{
 				`{ mqtt_topic: "bench/q0/+", danube_topic: /default/tp_q0, qos: 0 }`,
 				`{ mqtt_topic: "bench/q1/+", danube_topic: /default/tp_q1, qos: 1 }`,
@@ -104,9 +101,9 @@ func TestEndToEndBenchmark(t *testing.T) {
 				`{ mqtt_topic: "bench/lat/+", danube_topic: /default/lat, qos: 1 }`,
 				`{ mqtt_topic: "bench/stall/+", danube_topic: /default/stall, qos: 1 }`,
 			},
-			OutputExtra: append([]string{fmt.Sprintf("max_in_flight: %d", *flagOutInFl)}, splitLines(*flagOutExtra)...),
+			OutputExtra: append([]string{fmt.Sprintf("max_in_flight: %d", *flagOutInFl)}, splitFlag(*flagOutExtra, ";")...),
 		},
-		Env:         append(slices.Clone(procEnv), splitEnv(*flagOnlyBrEnv)...),
+		Env:         append(slices.Clone(procEnv), splitFlag(*flagOnlyBrEnv, ",")...),
 		ProbeTopic:  "bench/prof/probe",
 		ProbeDanube: []string{"/default/prof"},
 	})
@@ -284,20 +281,13 @@ func (e *env) print(rows []string) {
 	}
 }
 
-// splitEnv splits a comma-separated list of NAME=VALUE.
-func splitEnv(s string) []string {
+// splitFlag splits a flag's list (NAME=VALUE pairs by ",", config lines by
+// ";"); an empty flag is an empty list.
+func splitFlag(s, sep string) []string {
 	if s == "" {
 		return nil
 	}
-	return strings.Split(s, ",")
-}
-
-// splitLines splits config lines separated by ";".
-func splitLines(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, ";")
+	return strings.Split(s, sep)
 }
 
 // devices names the devices of one publisher.
