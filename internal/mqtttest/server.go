@@ -64,9 +64,10 @@ func WithHookFunc(newHook func() (mochi.Hook, any)) Option {
 type Server struct {
 	opts options
 
-	mu   sync.Mutex
-	addr string // the TCP listener's address, fixed after the first start
-	srv  *mochi.Server
+	mu    sync.Mutex
+	addr  string // the TCP listener's address, fixed after the first start
+	srv   *mochi.Server
+	conns *connTracker // the connections of the running broker
 }
 
 // NewServer starts a broker. Close it when done.
@@ -132,18 +133,26 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 			return fmt.Errorf("mqtttest: adding the allow-all hook: %w", err)
 		}
 	}
-	var err error
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.addr})
+	var (
+		raw net.Listener
+		err error
+	)
 	for i := 0; i < 50; i++ { // the port may linger briefly after a stop
-		if err = srv.AddListener(l); err == nil {
+		if raw, err = net.Listen("tcp", s.addr); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
-		l = listeners.NewTCP(listeners.Config{ID: "tcp", Address: s.addr})
 	}
 	if err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("mqtttest: listening on %s: %w", s.addr, err)
+	}
+	conns := newConnTracker(raw)
+	l := listeners.NewNet("tcp", conns)
+	if err := srv.AddListener(l); err != nil {
+		_ = raw.Close()
+		_ = srv.Close()
+		return fmt.Errorf("mqtttest: adding the TCP listener: %w", err)
 	}
 	for _, x := range extra {
 		if err := srv.AddListener(x); err != nil {
@@ -155,7 +164,7 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 		_ = srv.Close()
 		return fmt.Errorf("mqtttest: serving: %w", err)
 	}
-	s.addr, s.srv = l.Address(), srv
+	s.addr, s.srv, s.conns = l.Address(), srv, conns
 	return nil
 }
 
@@ -164,11 +173,35 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.srv != nil {
-		_ = s.srv.Close()
-		s.srv = nil
+	if s.srv == nil {
+		return
 	}
+	s.conns.quiesce()
+	done := make(chan struct{})
+	go func(srv *mochi.Server) {
+		defer close(done)
+		_ = srv.Close()
+	}(s.srv)
+	// mochi closes politely (DISCONNECT to each client, then waits for every
+	// connection to end); a client that is not reading, or a connection that
+	// never sent CONNECT, would keep it waiting for ever, so after a grace
+	// period the connections are closed under it, again until it returns.
+	grace := time.NewTicker(closeGrace)
+	defer grace.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-grace.C:
+			s.conns.closeAll()
+		}
+	}
+	s.conns.closeAll() // any the broker did not close itself
+	s.srv, s.conns = nil, nil
 }
+
+// closeGrace is how long Stop lets mochi close its clients politely.
+const closeGrace = 500 * time.Millisecond
 
 // Restart stops and starts the broker.
 func (s *Server) Restart(extra ...listeners.Listener) error {

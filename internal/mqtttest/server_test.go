@@ -1,7 +1,11 @@
 package mqtttest_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -124,4 +128,108 @@ func TestPublisher5(t *testing.T) {
 	if _, err := mqtttest.Connect5(ctx, "tcp://"+addr, "nobody"); err == nil {
 		t.Fatal("Connect5 to a stopped broker succeeded")
 	}
+}
+
+// TestStopDoesNotWaitForStuckClients: Stop returns although one connection
+// never sent CONNECT and another stopped reading while the broker was
+// writing to it. mochi alone waits for both for ever.
+func TestStopDoesNotWaitForStuckClients(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stuck func(t *testing.T, mq *mqtttest.Server) net.Conn
+	}{
+		{"silent connection", func(t *testing.T, mq *mqtttest.Server) net.Conn {
+			c, err := net.Dial("tcp", mq.Addr())
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond) // let the broker accept it
+			return c
+		}},
+		{"client not reading", func(t *testing.T, mq *mqtttest.Server) net.Conn {
+			c := rawSubscriber(t, mq.Addr(), "flood")
+			pub := mustConnect(t, mq.URL(), "pub", true, nil)
+			big := make([]byte, 64<<10)
+			for i := 0; i < 256; i++ { // 16 MiB, more than the socket buffers hold
+				wait(t, pub.Publish("flood", 0, false, big))
+			}
+			time.Sleep(200 * time.Millisecond) // let the broker's writer block
+			return c
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mq, err := mqtttest.NewServer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := tc.stuck(t, mq)
+			stopped := make(chan struct{})
+			go func() { mq.Stop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(10 * time.Second):
+				_ = c.Close() // unblock the broker so the test can end
+				<-stopped
+				t.Fatal("Stop waited more than 10 s for a stuck client")
+			}
+			_ = c.Close()
+		})
+	}
+}
+
+// rawSubscriber connects over a bare TCP connection (keepalive 0, so the
+// broker sets no deadline), subscribes to topic at QoS 0 and returns the
+// connection, which nobody reads from then on.
+func rawSubscriber(t *testing.T, addr, topic string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	send := func(pk packets.Packet, encode func(*packets.Packet, *bytes.Buffer) error) {
+		t.Helper()
+		var buf bytes.Buffer
+		if err := encode(&pk, &buf); err != nil {
+			t.Fatalf("encode %v: %v", pk.FixedHeader.Type, err)
+		}
+		if _, err := c.Write(buf.Bytes()); err != nil {
+			t.Fatalf("write %v: %v", pk.FixedHeader.Type, err)
+		}
+	}
+	r := bufio.NewReader(c)
+	expect := func(kind byte) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var fh packets.FixedHeader
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("reading packet type: %v", err)
+		}
+		if err := fh.Decode(b); err != nil || fh.Type != kind {
+			t.Fatalf("got packet type %d (%v), want %d", fh.Type, err, kind)
+		}
+		n, _, err := packets.DecodeLength(r)
+		if err != nil {
+			t.Fatalf("reading length: %v", err)
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
+			t.Fatalf("reading body: %v", err)
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	send(packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 4,
+		Connect: packets.ConnectParams{
+			ProtocolName: []byte("MQTT"), Clean: true, ClientIdentifier: "stuck",
+		},
+	}, (*packets.Packet).ConnectEncode)
+	expect(packets.Connack)
+	send(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+		PacketID:    1,
+		Filters:     packets.Subscriptions{{Filter: topic}},
+	}, (*packets.Packet).SubscribeEncode)
+	expect(packets.Suback)
+	return c
 }
