@@ -15,7 +15,8 @@ import (
 // settings.check validates them, one line per error naming the field. The
 // constructor runs them on the config Benthos hands it; the spec's lint rule
 // runs them through the Bloblang function lintFuncName (internal/configlint).
-// tls and token_file are checked at start-up only: they load files.
+// tls, token and token_file are read at start-up only (danubeconn.Read):
+// tls and token_file load files.
 
 // lintFuncName is the Bloblang function behind the input's lint rule.
 const lintFuncName = "danube_input_config_lints"
@@ -30,8 +31,6 @@ type settings struct {
 	keyFilters   []string
 	maxUnacked   int
 	nackDelay    time.Duration
-	token        string
-	tokenFile    string
 }
 
 func readSettings(conf *service.ParsedConfig) (settings, error) {
@@ -61,12 +60,6 @@ func readSettings(conf *service.ParsedConfig) (settings, error) {
 		return s, err
 	}
 	if s.nackDelay, err = conf.FieldDuration(fieldNackDelay); err != nil {
-		return s, err
-	}
-	if s.token, err = conf.FieldString(fieldToken); err != nil {
-		return s, err
-	}
-	if s.tokenFile, err = conf.FieldString(fieldTokenFile); err != nil {
 		return s, err
 	}
 	return s, nil

@@ -9,13 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/benthoslog"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danubeconn"
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
@@ -31,7 +29,7 @@ type input struct {
 	subType    danube.SubscriptionType
 	clientOpts []danube.Option
 	log        *service.Logger
-	httpsNoTLS bool
+	conn       *danubeconn.Conn // tls, token and token_file, for the hints
 
 	mUnacked   *service.MetricGauge
 	mNacks     *service.MetricCounter
@@ -71,26 +69,13 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	}
 	typ, _ := subscriptionType(s.subType) // checked
 	in := &input{s: s, subType: typ, log: mgr.Logger(), slots: newWindow(s.maxUnacked)}
-	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
-	if err != nil {
-		// Unlike the other field errors, Benthos' TLS errors (an unreadable
-		// root_cas_file, say) do not name the field.
-		return nil, fmt.Errorf("danube input: field tls: %w", err)
+	if in.conn, err = danubeconn.Read(conf, s.url); err != nil {
+		return nil, fmt.Errorf("danube input: %w", err)
 	}
-	if tlsOn {
-		in.clientOpts = append(in.clientOpts, danube.WithTLS(tlsConf))
+	if w := in.conn.SchemeWarning(in.shownURL()); w != "" {
+		in.log.Warnf("danube input: %s", w)
 	}
-	in.httpsNoTLS = !tlsOn && strings.HasPrefix(strings.ToLower(strings.TrimSpace(s.url)), "https://")
-	if in.httpsNoTLS {
-		in.log.Warnf("danube input: %s %s starts with https:// but %s.enabled is false: the connection is plaintext, the scheme does not enable TLS; set %s.enabled: true, or write http:// for a plaintext broker",
-			fieldURL, in.shownURL(), fieldTLS, fieldTLS)
-	}
-	switch {
-	case s.tokenFile != "":
-		in.clientOpts = append(in.clientOpts, danube.WithTokenFile(s.tokenFile))
-	case s.token != "":
-		in.clientOpts = append(in.clientOpts, danube.WithToken(s.token))
-	}
+	in.clientOpts = in.conn.Options()
 	in.clientOpts = append(in.clientOpts, danube.WithLogger(benthoslog.New(in.log)))
 	m := mgr.Metrics()
 	in.mUnacked = m.NewGauge(MetricUnacked)
@@ -156,12 +141,11 @@ func (in *input) Connect(ctx context.Context) error {
 
 // hint says what to do about a failed Subscribe.
 func (in *input) hint(err error) string {
+	if h := in.conn.Hint(err); h != "" {
+		return h
+	}
 	msg := err.Error()
-	switch code := status.Code(errors.Unwrap(err)); {
-	case in.httpsNoTLS && danube.IsConnectionError(err):
-		return fmt.Sprintf("%s starts with https:// but %s.enabled is false, and the scheme does not enable TLS: set %s.enabled: true", fieldURL, fieldTLS, fieldTLS)
-	case code == codes.Unauthenticated || strings.Contains(msg, "Unauthenticated"):
-		return fmt.Sprintf("the broker refused the credentials: set %s or %s to a JWT the broker accepts", fieldToken, fieldTokenFile)
+	switch {
 	case strings.Contains(msg, "topic not found") || strings.Contains(msg, "Unable to find the topic"):
 		return "Danube does not create topics for consumers: create the topic (danube-admin-cli topics create) or start its producer first; the input keeps retrying"
 	case strings.Contains(msg, "exclusive subscription"):

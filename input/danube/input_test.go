@@ -386,6 +386,24 @@ func TestConnectMissingTopic(t *testing.T) {
 	}
 }
 
+// TestConnectRefusedCredentials: a missing or rejected token says which
+// fields to set, with the danube output's words (danubeconn).
+func TestConnectRefusedCredentials(t *testing.T) {
+	srv := danubetest.NewTestServer(t, danubetest.WithTokens("the-good-token"))
+	for _, tc := range []struct{ name, extra, want string }{
+		{"no token", "", "the broker requires authentication: set token (or token_file)"},
+		{"wrong token", "token: not-the-token\n", "the broker rejected the token: check token or token_file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := componenttest.New(t, Spec(), inputYAML(srv, "[ /default/auth ]", tc.extra), nil, newInput)
+			err := componenttest.Connect(in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Connect: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestSubscriptionTypes: two inputs on one subscription share it as the
 // type says.
 func TestSubscriptionTypes(t *testing.T) {

@@ -7,11 +7,12 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/configlint"
+	"github.com/benthos-danube/benthos-danube/internal/danubeconn"
 )
 
 // Field names of the danube input.
 const (
-	fieldURL          = "url"
+	fieldURL          = danubeconn.FieldURL
 	fieldTopics       = "topics"
 	fieldSubscription = "subscription"
 	fieldSubType      = "subscription_type"
@@ -19,9 +20,6 @@ const (
 	fieldKeyFilters   = "key_filters"
 	fieldMaxUnacked   = "max_unacked"
 	fieldNackDelay    = "nack_delay"
-	fieldTLS          = "tls"
-	fieldToken        = "token"
-	fieldTokenFile    = "token_file"
 
 	defaultConsumerName = "benthos-danube"
 	defaultMaxUnacked   = 256
@@ -138,20 +136,9 @@ output must set the output's `+"`topic`"+`, or each message goes back to the top
 				Default("0s").
 				Examples("0s", "5s").
 				Advanced(),
-			service.NewTLSToggledField(fieldTLS).
-				Example(map[string]any{"enabled": true, "root_cas_file": "/etc/danube/ca.pem"}),
-			service.NewStringField(fieldToken).
-				Description("A JWT sent as `authorization: Bearer <token>` on every RPC. Prefer an environment variable, e.g. `${DANUBE_TOKEN}`.").
-				Default("").
-				Secret().
-				Examples("${DANUBE_TOKEN}").
-				Advanced(),
-			service.NewStringField(fieldTokenFile).
-				Description("A file holding the JWT; it is re-read whenever it changes. Takes precedence over `token`.").
-				Default("").
-				Examples("/var/run/secrets/danube/token").
-				Advanced(),
 		).
+		// tls, token, token_file: shared with the danube output.
+		Fields(danubeconn.Fields()...).
 		LintRule(lintRule).
 		Example("Device commands from Danube", "Consumes a reliable Danube topic of device commands with a failover subscription.", `
 input:

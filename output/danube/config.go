@@ -7,6 +7,7 @@ import (
 
 	"github.com/benthos-danube/benthos-danube/internal/benthoslog"
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danubeconn"
 	"github.com/benthos-danube/benthos-danube/internal/metaref"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
@@ -90,36 +91,18 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources) (*output, err
 }
 
 // clientOptions reads tls, token and token_file into the Danube client's
-// options, and warns about an https:// url without TLS (checkScheme).
+// options, and warns about an https:// url without TLS.
 func (o *output) clientOptions(conf *service.ParsedConfig) ([]danube.Option, error) {
-	var opts []danube.Option
-	tlsConf, tlsOn, err := conf.FieldTLSToggled(fieldTLS)
+	c, err := danubeconn.Read(conf, o.url)
 	if err != nil {
-		// Unlike the other field errors, Benthos' TLS errors (an unreadable
-		// root_cas_file, say) do not name the field.
-		return nil, fmt.Errorf("danube output: field tls: %w", err)
+		return nil, fmt.Errorf("danube output: %w", err)
 	}
-	if tlsOn {
-		opts = append(opts, danube.WithTLS(tlsConf))
-	}
-	o.checkScheme(tlsOn)
-	token, err := conf.FieldString(fieldToken)
-	if err != nil {
-		return nil, err
-	}
-	tokenFile, err := conf.FieldString(fieldTokenFile)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case tokenFile != "":
-		opts = append(opts, danube.WithTokenFile(tokenFile))
-	case token != "":
-		opts = append(opts, danube.WithToken(token))
+	o.conn = c
+	if w := c.SchemeWarning(o.shownURL()); w != "" {
+		o.log.Warnf("danube output: %s", w)
 	}
 	// The client logs producer losses and re-creations through the output's logger.
-	opts = append(opts, danube.WithLogger(benthoslog.New(o.log)))
-	return opts, nil
+	return append(c.Options(), danube.WithLogger(benthoslog.New(o.log))), nil
 }
 
 // batchPolicy is the user's batching policy, with the ordering stage's

@@ -12,7 +12,9 @@
 // producer cache), attributes.go (metadata as Danube attributes), meta.go
 // (typed values read from metadata), schemas.go (schema bindings and registry
 // subjects), deadletter.go (dead letters), hints.go (what to do about an
-// error) and redact.go (the url as logs show it).
+// error; the tls, token and token_file fields and their advice are
+// internal/danubeconn, shared with the danube input) and redact.go (the url as
+// logs show it).
 //
 // # Ordering
 //

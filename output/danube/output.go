@@ -12,6 +12,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/danube"
+	"github.com/benthos-danube/benthos-danube/internal/danubeconn"
 	"github.com/benthos-danube/benthos-danube/internal/drain"
 	"github.com/benthos-danube/benthos-danube/internal/metaref"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
@@ -47,7 +48,7 @@ type output struct {
 	sendTimeout    time.Duration
 	log            *service.Logger
 	dl             *deadLetters
-	httpsNoTLS     bool // url says https:// but tls is off (see checkScheme)
+	conn           *danubeconn.Conn // tls, token and token_file, for the hints
 
 	mOpen      *service.MetricGauge
 	mRetries   *service.MetricCounter

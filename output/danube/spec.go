@@ -7,13 +7,14 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/configlint"
+	"github.com/benthos-danube/benthos-danube/internal/danubeconn"
 	"github.com/benthos-danube/benthos-danube/internal/deadletter"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 )
 
 // Field names of the danube output.
 const (
-	fieldURL             = "url"
+	fieldURL             = danubeconn.FieldURL
 	fieldTopic           = "topic"
 	fieldPartitions      = "partitions"
 	fieldReliable        = "reliable_dispatch"
@@ -31,9 +32,6 @@ const (
 	fieldSchemasAutoReg  = "auto_register"
 	fieldSchemasStrategy = "version_strategy"
 	fieldSchemasVersion  = "version"
-	fieldTLS             = "tls"
-	fieldToken           = "token"
-	fieldTokenFile       = "token_file"
 	fieldSendTimeout     = "send_timeout"
 	fieldMaxProducers    = "max_producers"
 	fieldProducerIdle    = "producer_idle_timeout"
@@ -197,19 +195,10 @@ messages of the same key emitted after it may already have been delivered, so on
 				Description("One schema registry subject for every topic that has no `schemas` entry (the dead-letter topic excepted). Payloads are not validated by the output; use `schemas` for registration and validation.").
 				Example(map[string]any{"subject": "sensor-readings", "version": 0}).
 				Advanced(),
-			service.NewTLSToggledField(fieldTLS).
-				Example(map[string]any{"enabled": true, "root_cas_file": "/etc/danube/ca.pem"}),
-			service.NewStringField(fieldToken).
-				Description("A JWT sent as `authorization: Bearer <token>` on every RPC. Prefer an environment variable, e.g. `${DANUBE_TOKEN}`.").
-				Default("").
-				Secret().
-				Examples("${DANUBE_TOKEN}").
-				Advanced(),
-			service.NewStringField(fieldTokenFile).
-				Description("A file holding the JWT; it is re-read whenever it changes. Takes precedence over `token`.").
-				Default("").
-				Examples("/var/run/secrets/danube/token").
-				Advanced(),
+		).
+		// tls, token, token_file: shared with the danube input.
+		Fields(danubeconn.Fields()...).
+		Fields(
 			service.NewDurationField(fieldSendTimeout).
 				Description("The longest a message may take to be acknowledged by the broker, retries of transient errors included. A message that times out is nacked (or the connection is reported lost if the broker is unreachable).").
 				Default("10s").
