@@ -3,7 +3,6 @@ package mqtt
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,13 +12,8 @@ import (
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
 
-// Reconnect backoff bounds.
-const (
-	backoffMin = 500 * time.Millisecond
-	backoffMax = 30 * time.Second
-	// disconnectQuiesce bounds the graceful DISCONNECT on Close.
-	disconnectQuiesce = 250 // ms
-)
+// disconnectQuiesce bounds the graceful DISCONNECT on Close.
+const disconnectQuiesce = 250 // ms
 
 // connection is one transport session and its lifetime. A fresh one is built
 // for every connection attempt.
@@ -69,22 +63,12 @@ func (in *input) Connect(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		in.failures++
-		return service.NewErrBackOff(err, in.backoff())
+		return service.NewErrBackOff(err, in.reconnect.Failed())
 	}
-	in.failures = 0
-	if in.everConnected {
+	if in.reconnect.Succeeded() {
 		in.mReconnects.Incr(1)
 	}
-	in.everConnected = true
 	return nil
-}
-
-func (in *input) backoff() time.Duration {
-	d := backoffMin << min(in.failures-1, 10)
-	d = min(d, backoffMax)
-	// ±20 % jitter so a fleet does not reconnect in lockstep.
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 func (in *input) connect(ctx context.Context) error {

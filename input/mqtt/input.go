@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 )
 
 // Name is the name the input is registered under.
@@ -67,14 +69,13 @@ type input struct {
 	retries     []*delivery   // nacked messages waiting for re-delivery
 	retryNotify chan struct{} // capacity 1
 
-	connMu        sync.Mutex // serialises Connect and Close
-	conn          atomic.Pointer[connection]
-	everConnected bool
-	failures      int
-	closed        chan struct{}
-	closeOnce     sync.Once
-	gaugeOnce     sync.Once
-	gaugeWG       sync.WaitGroup // the gauge loop, started by the first Connect
+	connMu    sync.Mutex // serialises Connect and Close
+	conn      atomic.Pointer[connection]
+	reconnect mqttconn.Backoff
+	closed    chan struct{}
+	closeOnce sync.Once
+	gaugeOnce sync.Once
+	gaugeWG   sync.WaitGroup // the gauge loop, started by the first Connect
 
 	mUnmatched, mPlaceholder, mQoS0Dropped, mAcks, mDup, mNackDropped, mReconnects, mExpired *service.MetricCounter
 	gUnacked, gQueued, gOldest                                                               *service.MetricGauge

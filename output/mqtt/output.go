@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-danube/benthos-danube/internal/drain"
+	"github.com/benthos-danube/benthos-danube/internal/mqttconn"
 	"github.com/benthos-danube/benthos-danube/internal/ordering"
 	"github.com/benthos-danube/benthos-danube/internal/redact"
 )
@@ -42,12 +42,10 @@ const (
 	metricReconnects        = "mqtt_output_reconnects"
 )
 
-// Reconnect back-off bounds, and the graceful DISCONNECT on Close.
+// The graceful DISCONNECT on Close, and how often repeated warnings are logged.
 const (
-	backoffMin = 500 * time.Millisecond
-	backoffMax = 30 * time.Second
-	quiesce    = 250 * time.Millisecond
-	logEvery   = 10 * time.Second
+	quiesce  = 250 * time.Millisecond
+	logEvery = 10 * time.Second
 )
 
 // errClosed is returned by WriteBatch after Close.
@@ -68,10 +66,9 @@ type output struct {
 
 	mSkipped, mTimeouts, mReconnects *service.MetricCounter
 
-	connMu        sync.Mutex // serialises Connect and Close
-	cur           atomic.Pointer[live]
-	failures      int
-	everConnected bool
+	connMu    sync.Mutex // serialises Connect and Close
+	cur       atomic.Pointer[live]
+	reconnect mqttconn.Backoff
 
 	seq *ordering.Sequencer[struct{}]
 	sus *suspects
@@ -144,24 +141,14 @@ func (o *output) Connect(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		o.failures++
-		return service.NewErrBackOff(err, o.backoff())
+		return service.NewErrBackOff(err, o.reconnect.Failed())
 	}
-	o.failures = 0
-	if o.everConnected {
+	if o.reconnect.Succeeded() {
 		o.mReconnects.Incr(1)
 	}
-	o.everConnected = true
 	o.cur.Store(&live{t: t})
 	o.log.Infof("Connected to MQTT broker %v as client_id %q", redact.URLs(o.conn.urls), o.conn.clientID)
 	return nil
-}
-
-func (o *output) backoff() time.Duration {
-	d := backoffMin << min(o.failures-1, 10)
-	d = min(d, backoffMax)
-	// ±20 % jitter so a fleet does not reconnect in lockstep.
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // Close waits for the writes in flight (bounded by ctx and write_timeout),
