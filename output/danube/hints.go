@@ -23,14 +23,18 @@ import (
 // when there is nothing specific to say: a missing topic here, the address,
 // TLS and credentials in danubeconn.
 func hint(err error) string {
-	if err == nil {
-		return ""
-	}
-	if status.Code(err) == codes.NotFound && strings.Contains(err.Error(), "Unable to find the topic") {
-		topic := missingTopic(err)
-		return fmt.Sprintf("the topic does not exist and the broker does not create topics on first use: create it (danube-admin-cli topics create %s, with --partitions and --dispatch-strategy as configured) or set auto_create_topics: true in the broker configuration", topic)
+	if h := missingTopicHint(err); h != "" {
+		return h
 	}
 	return danubeconn.Hint(err)
+}
+
+// missingTopicHint is the advice for a topic the broker does not have.
+func missingTopicHint(err error) string {
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "Unable to find the topic") {
+		return ""
+	}
+	return fmt.Sprintf("the topic does not exist and the broker does not create topics on first use: create it (danube-admin-cli topics create %s, with --partitions and --dispatch-strategy as configured) or set auto_create_topics: true in the broker configuration", missingTopic(err))
 }
 
 // missingTopic returns the topic of a NotFound error, without the partition
@@ -47,12 +51,13 @@ func missingTopic(err error) string {
 // hint is hint(err) with what the configuration explains: a connection error
 // with an https:// url and tls disabled.
 func (o *output) hint(err error) string {
-	if o.conn != nil {
-		if h := o.conn.Hint(err); h != "" {
-			return h
-		}
+	if h := missingTopicHint(err); h != "" {
+		return h
 	}
-	return hint(err)
+	if o.conn == nil {
+		return danubeconn.Hint(err)
+	}
+	return o.conn.Hint(err)
 }
 
 // explain returns err with o.hint(err) appended, or err itself when there is
