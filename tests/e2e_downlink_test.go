@@ -365,15 +365,10 @@ func TestDownlinkSurvivesSIGKILL(t *testing.T) {
 // TestDownlinkSurvivesBrokerRestarts: a Danube broker restart, then a
 // (private) Mosquitto restart, both while commands flow: 0 missing.
 func TestDownlinkSurvivesBrokerRestarts(t *testing.T) {
-	if !harness.MosquittoAvailable() {
-		t.Skip("no mosquitto binary on PATH")
-	}
+	mq := harness.NewTestMosquitto(t, harness.MosquittoOptions{})
 	id := uniqueID(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	mq, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(mq.Close)
 	srv := danubeBroker(t)
 	topic := "/iot/" + strings.ReplaceAll(id, "-", "_")
 	cp := newCommandProducer(t, srv, topic)
@@ -401,26 +396,28 @@ func TestDownlinkSurvivesBrokerRestarts(t *testing.T) {
 	assert.Empty(t, mq.PersistenceErrors())
 }
 
+// refusingMosquitto starts a private Mosquitto whose ACL lets anonymous
+// clients write the commands of devices id-d0 and id-d1 only, with a
+// max_packet_size of 4096.
+func refusingMosquitto(t *testing.T, id string) *harness.Mosquitto {
+	t.Helper()
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "acl")
+	require.NoError(t, os.WriteFile(acl, []byte("topic read #\ntopic write devices/"+id+"-d0/#\ntopic write devices/"+id+"-d1/#\n"), 0o644))
+	return harness.NewTestMosquitto(t, harness.MosquittoOptions{Dir: dir, Extra: []string{
+		"acl_file " + acl, "max_packet_size 4096", "max_queued_messages 1000", "log_type all"}})
+}
+
 // TestDownlinkRefusals: a command whose device id cannot form an MQTT topic
 // and a command larger than the broker's max_packet_size are dead-lettered
 // to /default/dead_letter on Danube with their reason; a command to a topic
 // the broker's ACL denies is acknowledged by Mosquitto (MQTT 3.1.1 has no
 // refusal) and dropped there; the commands around them are delivered.
 func TestDownlinkRefusals(t *testing.T) {
-	if !harness.MosquittoAvailable() {
-		t.Skip("no mosquitto binary on PATH")
-	}
 	id := uniqueID(t)
-	dir := t.TempDir()
-	acl := filepath.Join(dir, "acl")
-	// Anonymous clients may write every device's commands except denied's.
-	require.NoError(t, os.WriteFile(acl, []byte("topic read #\ntopic write devices/"+id+"-d0/#\ntopic write devices/"+id+"-d1/#\n"), 0o644))
+	mq := refusingMosquitto(t, id)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mq, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: dir, Extra: []string{
-		"acl_file " + acl, "max_packet_size 4096", "max_queued_messages 1000", "log_type all"}})
-	require.NoError(t, err)
-	t.Cleanup(mq.Close)
 	srv := danubeBroker(t)
 	topic := "/iot/" + strings.ReplaceAll(id, "-", "_")
 	cp := newCommandProducer(t, srv, topic)
@@ -477,19 +474,10 @@ func TestDownlinkRefusals(t *testing.T) {
 // too_large; the commands around them are delivered and everything is
 // acknowledged to Danube.
 func TestDownlinkRefusalsV5(t *testing.T) {
-	if !harness.MosquittoAvailable() {
-		t.Skip("no mosquitto binary on PATH")
-	}
 	id := uniqueID(t)
-	dir := t.TempDir()
-	acl := filepath.Join(dir, "acl")
-	require.NoError(t, os.WriteFile(acl, []byte("topic read #\ntopic write devices/"+id+"-d0/#\ntopic write devices/"+id+"-d1/#\n"), 0o644))
+	mq := refusingMosquitto(t, id)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mq, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: dir, Extra: []string{
-		"acl_file " + acl, "max_packet_size 4096", "max_queued_messages 1000", "log_type all"}})
-	require.NoError(t, err)
-	t.Cleanup(mq.Close)
 	srv := danubeBroker(t)
 	topic := "/iot/" + strings.ReplaceAll(id, "-", "_")
 	cp := newCommandProducer(t, srv, topic)

@@ -46,9 +46,7 @@ func TestE2EMQTT5(t *testing.T) {
 	}
 	var brokers []broker
 	if harness.MosquittoAvailable() {
-		m, err := harness.StartMosquitto(context.Background(), harness.MosquittoOptions{Dir: t.TempDir()})
-		require.NoError(t, err)
-		t.Cleanup(m.Close)
+		m := harness.NewTestMosquitto(t, harness.MosquittoOptions{})
 		brokers = append(brokers, broker{name: "mosquitto", url: m.URL(), restart: func() { require.NoError(t, m.Restart(context.Background())) }, ordered: true})
 	} else {
 		t.Log("mosquitto not on PATH: MQTT 5 against mochi only")

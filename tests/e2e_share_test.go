@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -25,21 +24,7 @@ import (
 // binary is on PATH, except in CI (MQTT_TEST_URL set), where that fails it.
 func privateMosquitto(t *testing.T) *harness.Mosquitto {
 	t.Helper()
-	if !harness.MosquittoAvailable() {
-		if os.Getenv("MQTT_TEST_URL") != "" {
-			t.Fatal("MQTT_TEST_URL is set (CI) but no mosquitto binary is on PATH")
-		}
-		t.Skip("no mosquitto binary on PATH")
-	}
-	m, err := harness.StartMosquitto(context.Background(), harness.MosquittoOptions{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		m.Close()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", harness.TailFile(m.LogPath(), 4000))
-		}
-	})
-	return m
+	return harness.NewTestMosquitto(t, harness.MosquittoOptions{})
 }
 
 // shareMember is one bridge instance of a shared-subscription group, run

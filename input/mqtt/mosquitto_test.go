@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -18,24 +17,11 @@ type mosquittoBroker struct {
 	*harness.Mosquitto
 }
 
-// newMosquitto starts Mosquitto. It skips the test when no `mosquitto`
-// binary is on PATH, except in CI (MQTT_TEST_URL set), where that fails it.
+// newMosquitto starts Mosquitto (harness.NewTestMosquitto: skipped without a
+// mosquitto binary, except in CI).
 func newMosquitto(t testing.TB) *mosquittoBroker {
 	t.Helper()
-	if !harness.MosquittoAvailable() {
-		if os.Getenv("MQTT_TEST_URL") != "" {
-			t.Fatalf("MQTT_TEST_URL is set (CI) but no mosquitto binary is on PATH")
-		}
-		t.Skip("no mosquitto binary on PATH")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	m, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: t.TempDir(), MaxInflight: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return &mosquittoBroker{t: t, Mosquitto: m}
+	return &mosquittoBroker{t: t, Mosquitto: harness.NewTestMosquitto(t, harness.MosquittoOptions{MaxInflight: 20})}
 }
 
 func (b *mosquittoBroker) url() string { return b.URL() }

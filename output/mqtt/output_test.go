@@ -440,23 +440,10 @@ func brokers(t *testing.T) []brokerCase {
 // clients read and write devices/# only, with extra config lines.
 func startACLMosquitto(t *testing.T, extra ...string) *harness.Mosquitto {
 	t.Helper()
-	if !harness.MosquittoAvailable() {
-		t.Skip("no mosquitto binary on PATH")
-	}
 	dir := t.TempDir()
 	acl := filepath.Join(dir, "acl")
 	require.NoError(t, os.WriteFile(acl, []byte("topic readwrite devices/#\n"), 0o644))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	m, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: dir, Extra: append([]string{"acl_file " + acl, "log_type all"}, extra...)})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		m.Close()
-		if t.Failed() {
-			t.Log(harness.TailFile(m.LogPath(), 6000))
-		}
-	})
-	return m
+	return harness.NewTestMosquitto(t, harness.MosquittoOptions{Dir: dir, Extra: append([]string{"acl_file " + acl, "log_type all"}, extra...)})
 }
 
 // TestMosquittoRefusals is the evidence for what an MQTT 3.1.1 client can
@@ -608,14 +595,9 @@ func TestCloseWithUnusedDeadLetterOutput(t *testing.T) {
 // not acknowledged to the pipeline; once the broker runs again, the write
 // of the same message is.
 func TestMosquittoWithheldAck(t *testing.T) {
-	if !harness.MosquittoAvailable() {
-		t.Skip("no mosquitto binary on PATH")
-	}
+	m := harness.NewTestMosquitto(t, harness.MosquittoOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m, err := harness.StartMosquitto(ctx, harness.MosquittoOptions{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(m.Close)
 	env := service.NewEnvironment()
 	require.NoError(t, Register(env))
 	conf, err := Spec().ParseYAML(fmt.Sprintf("urls: [ %s ]\ntopic: devices/x/commands\nwrite_timeout: 1s\nkeepalive: 60s\n", m.URL()), env)

@@ -13,16 +13,9 @@ func TestMosquittoRestartKeepsQueuedMessages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts mosquitto")
 	}
-	if !MosquittoAvailable() {
-		t.Skip("mosquitto not on PATH")
-	}
+	mq := NewTestMosquitto(t, MosquittoOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mq, err := StartMosquitto(ctx, MosquittoOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mq.Close)
 	sub, err := NewSubscriber(SubscriberConfig{URL: mq.URL(), ClientID: "h-witness", Filter: "h/+/d", QoS: 1, Parse: true})
 	if err != nil {
 		t.Fatal(err)
@@ -85,16 +78,9 @@ func TestMosquittoKeepsOfflineQueueAcrossRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts mosquitto")
 	}
-	if !MosquittoAvailable() {
-		t.Skip("mosquitto not on PATH")
-	}
+	mq := NewTestMosquitto(t, MosquittoOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mq, err := StartMosquitto(ctx, MosquittoOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mq.Close)
 	cfg := SubscriberConfig{URL: mq.URL(), ClientID: "o-witness", Filter: "o/+/d", QoS: 1, Parse: true}
 	sub, err := NewSubscriber(cfg)
 	if err != nil {
