@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -442,22 +443,13 @@ func TestDownlinkRefusals(t *testing.T) {
 	v := waitSettled(t, sub, good, 30*time.Second)
 	assert.Zero(t, v.missing, "the refusals did not stop the flow: %v", v.sample)
 	assert.Zero(t, v.foreign, "the big command was not delivered: %v", v.sample)
-	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer dcancel()
-	require.NoError(t, srv.WaitForMessages(dctx, "/default/dead_letter", 3), "three dead letters")
-	reasons := map[string]string{}
-	for _, m := range srv.Messages("/default/dead_letter") {
-		p := string(m.Payload)
-		if len(p) > 10 {
-			p = p[:10]
-		}
-		reasons[p] = m.Attributes["dead_letter_reason"]
-		if p == "BBBBBBBBBB" {
+	dead := waitDeadLetters(t, srv, map[string]string{"no id": "invalid_device_id", "to a/+": "invalid_device_id", "BBBBBBBBBB": "rejected"}, 20*time.Second)
+	for _, m := range dead {
+		if deadLetterKey(m) == "BBBBBBBBBB" {
 			assert.Len(t, m.Payload, len(big), "the big command kept whole")
 			assert.Equal(t, "devices/"+good.devs[0]+"/commands", m.Attributes["dead_letter_mqtt_topic"])
 		}
 	}
-	assert.Equal(t, map[string]string{"no id": "invalid_device_id", "to a/+": "invalid_device_id", "BBBBBBBBBB": "rejected"}, reasons)
 	sub.mu.Lock()
 	assert.Empty(t, sub.got[denied], "Mosquitto dropped the ACL-denied command")
 	sub.mu.Unlock()
@@ -501,24 +493,51 @@ func TestDownlinkRefusalsV5(t *testing.T) {
 	assert.Zero(t, v.missing, "the refusals did not stop the flow: %v", v.sample)
 	assert.Zero(t, v.outOfOrder, "%v", v.sample)
 	assert.Zero(t, v.foreign, "%v", v.sample)
-	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer dcancel()
-	require.NoError(t, srv.WaitForMessages(dctx, "/default/dead_letter", 2), "two dead letters")
-	reasons := map[string]string{}
-	for _, m := range srv.Messages("/default/dead_letter") {
-		p := string(m.Payload)
-		if len(p) > 10 {
-			p = p[:10]
-		}
-		reasons[p] = m.Attributes["dead_letter_reason"]
-		if p == "denied cmd" {
+	dead := waitDeadLetters(t, srv, map[string]string{"denied cmd": "permission_denied", "BBBBBBBBBB": "too_large"}, 20*time.Second)
+	for _, m := range dead {
+		if deadLetterKey(m) == "denied cmd" {
 			assert.Equal(t, "devices/"+denied+"/commands", m.Attributes["dead_letter_mqtt_topic"])
 			assert.Contains(t, m.Attributes["dead_letter_error"], "0x87")
 		}
 	}
-	assert.Equal(t, map[string]string{"denied cmd": "permission_denied", "BBBBBBBBBB": "too_large"}, reasons)
 	sub.mu.Lock()
 	assert.Empty(t, sub.got[denied])
 	sub.mu.Unlock()
 	waitAcked(t, srv, topic, id, good.total()+2)
+}
+
+// deadLetterKey names a dead letter of the refusal tests by the first ten
+// bytes of its payload.
+func deadLetterKey(m danubetest.Message) string {
+	p := string(m.Payload)
+	if len(p) > 10 {
+		p = p[:10]
+	}
+	return p
+}
+
+// waitDeadLetters waits until the dead letters on /default/dead_letter are
+// exactly want (deadLetterKey to dead_letter_reason) and returns them. It
+// compares what arrived, not how many: a dead letter may be written twice
+// (at least once) while a slower one is still on its way.
+func waitDeadLetters(t *testing.T, srv *danubetest.Server, want map[string]string, timeout time.Duration) []danubetest.Message {
+	t.Helper()
+	var (
+		msgs []danubetest.Message
+		got  map[string]string
+	)
+	deadline := time.Now().Add(timeout)
+	for {
+		msgs = srv.Messages("/default/dead_letter")
+		got = map[string]string{}
+		for _, m := range msgs {
+			got[deadLetterKey(m)] = m.Attributes["dead_letter_reason"]
+		}
+		if reflect.DeepEqual(got, want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, want, got, "the dead letters within %s", timeout)
+	return msgs
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -83,15 +84,19 @@ func NewServer(opts ...Option) (*Server, error) {
 	return s, nil
 }
 
-// NewTestServer is NewServer for tests: it calls t.Fatalf on error and
-// closes the server on cleanup.
+// NewTestServer is NewServer for tests: it calls t.Fatalf on error, and
+// stops the server on cleanup (t fails when Stop does).
 func NewTestServer(t TB, opts ...Option) *Server {
 	t.Helper()
 	s, err := NewServer(opts...)
 	if err != nil {
 		t.Fatalf("mqtttest: %v", err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Fatalf("%v", err)
+		}
+	})
 	return s
 }
 
@@ -115,11 +120,6 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 		return errors.New("mqtttest: the broker is running")
 	}
 	srv := mochi.New(&mochi.Options{Logger: s.opts.logger, Capabilities: s.opts.caps})
-	// The guard first: it then holds the session write lock before any
-	// storage hook records the session.
-	if err := srv.AddHook(newSessionGuard(), nil); err != nil {
-		return fmt.Errorf("mqtttest: adding the session guard: %w", err)
-	}
 	ownAuth := false
 	for _, newHook := range s.opts.hooks {
 		h, cfg := newHook()
@@ -170,47 +170,82 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 
 // Stop closes the broker and every connection; Start opens it again. Stopping
 // a stopped broker does nothing.
-func (s *Server) Stop() {
+//
+// mochi closes politely (DISCONNECT to each client, then it waits for every
+// connection to end); a client that is not reading, or a connection that
+// never sent CONNECT, would keep it waiting for ever, so after closeGrace the
+// connections are closed under it, again until it returns. Should mochi
+// still not return stopTimeout later (stuck on something other than a
+// connection), Stop gives up and returns an error naming where mochi waits;
+// the broker counts as stopped and its goroutines are left behind.
+func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.srv == nil {
-		return
+		return nil
 	}
-	s.conns.quiesce()
+	srv, conns := s.srv, s.conns
+	s.srv, s.conns = nil, nil
+	conns.quiesce()
 	done := make(chan struct{})
-	go func(srv *mochi.Server) {
+	go func() {
 		defer close(done)
 		_ = srv.Close()
-	}(s.srv)
-	// mochi closes politely (DISCONNECT to each client, then waits for every
-	// connection to end); a client that is not reading, or a connection that
-	// never sent CONNECT, would keep it waiting for ever, so after a grace
-	// period the connections are closed under it, again until it returns.
+	}()
 	grace := time.NewTicker(closeGrace)
 	defer grace.Stop()
-	for waiting := true; waiting; {
+	var giveUp <-chan time.Time
+	for {
 		select {
 		case <-done:
-			waiting = false
+			conns.closeAll() // any the broker did not close itself
+			return nil
 		case <-grace.C:
-			s.conns.closeAll()
+			conns.closeAll()
+			if giveUp == nil {
+				giveUp = time.After(stopTimeout)
+			}
+		case <-giveUp:
+			conns.closeAll()
+			return fmt.Errorf("mqtttest: mochi did not finish closing %s after its connections were closed; it waits in:\n%s",
+				stopTimeout, mochiStacks())
 		}
 	}
-	s.conns.closeAll() // any the broker did not close itself
-	s.srv, s.conns = nil, nil
 }
 
-// closeGrace is how long Stop lets mochi close its clients politely.
-const closeGrace = 500 * time.Millisecond
+const (
+	// closeGrace is how long Stop lets mochi close its clients politely.
+	closeGrace = 500 * time.Millisecond
+	// stopTimeout is how long Stop waits for mochi after closing the
+	// connections under it.
+	stopTimeout = 10 * time.Second
+)
+
+// mochiStacks returns the stacks of the goroutines that run mochi code, for
+// Stop's error.
+func mochiStacks() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "mochi-mqtt/server") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
 
 // Restart stops and starts the broker.
 func (s *Server) Restart(extra ...listeners.Listener) error {
-	s.Stop()
+	if err := s.Stop(); err != nil {
+		return err
+	}
 	return s.Start(extra...)
 }
 
-// Close stops the broker.
-func (s *Server) Close() { s.Stop() }
+// Close stops the broker (Stop, ignoring its error; NewTestServer's cleanup
+// reports it).
+func (s *Server) Close() { _ = s.Stop() }
 
 // Inflight returns the broker's count of in-flight messages of a client id,
 // or -1 when the broker is stopped or does not know the client.

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -232,4 +234,76 @@ func rawSubscriber(t *testing.T, addr, topic string) net.Conn {
 	}, (*packets.Packet).SubscribeEncode)
 	expect(packets.Suback)
 	return c
+}
+
+// TestFloodWithAcksKeepsFlowing: publishers flood a subscriber that
+// acknowledges every message while they publish. mochi v2.7.9 alone can
+// deadlock on the subscriber's in-flight map (see trackedConn): every
+// publish then waits for ever.
+func TestFloodWithAcksKeepsFlowing(t *testing.T) {
+	const publishers, each = 4, 1500
+	mq := mqtttest.NewTestServer(t)
+	got := make(chan struct{}, publishers*each)
+	// An MQTT 5 subscriber that sends a Receive Maximum: only for such a
+	// client does mochi look for held-back messages after each of its
+	// packets (the read locks above). The maximum is above what the
+	// publishers keep in flight: mochi 2.7.9 strands the messages it held
+	// back once a client's quota ran out.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := net.Dial("tcp", mq.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := paho5.NewClient(paho5.ClientConfig{ClientID: "flood-sub", Conn: conn,
+		OnPublishReceived: []func(paho5.PublishReceived) (bool, error){
+			func(paho5.PublishReceived) (bool, error) { got <- struct{}{}; return true, nil },
+		}})
+	receiveMax := uint16(1000)
+	if _, err := sub.Connect(ctx, &paho5.Connect{ClientID: "flood-sub", CleanStart: true, KeepAlive: 30,
+		Properties: &paho5.ConnectProperties{ReceiveMaximum: &receiveMax}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Disconnect(&paho5.Disconnect{}) })
+	if _, err := sub.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "flood/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		pub := mustConnect(t, mq.URL(), fmt.Sprintf("flood-pub-%d", p), true, nil)
+		go func() {
+			toks := make([]paho.Token, 0, 100)
+			for i := range each {
+				toks = append(toks, pub.Publish(fmt.Sprintf("flood/%d", p), 1, false, []byte(strconv.Itoa(i))))
+				if len(toks) < cap(toks) && i < each-1 {
+					continue
+				}
+				for _, tok := range toks {
+					if !tok.WaitTimeout(10 * time.Second) {
+						errs <- fmt.Errorf("publisher %d: message %d not acknowledged within 10 s: the broker stopped", p, i)
+						return
+					}
+					if err := tok.Error(); err != nil {
+						errs <- fmt.Errorf("publisher %d: %w", p, err)
+						return
+					}
+				}
+				toks = toks[:0]
+			}
+			errs <- nil
+		}()
+	}
+	for range publishers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for n := 0; n < publishers*each; n++ {
+		select {
+		case <-got:
+		case <-deadline:
+			t.Fatalf("the subscriber got %d of %d messages", n, publishers*each)
+		}
+	}
 }
