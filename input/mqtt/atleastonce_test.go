@@ -163,17 +163,6 @@ func testAbruptStop(t *testing.T, bc brokerCase, protocol string) {
 		rec.add(m)
 		return nil
 	}
-	if protocol == protocol5 && bc.mochi != nil {
-		// mochi 2.7.9's MQTT 5 flow control stalls a subscriber once more
-		// QoS 1 messages wait for it than its Receive Maximum allows: it
-		// then sends a waiting message only in answer to a packet from the
-		// client, one at a time (a raw paho.golang subscriber with Receive
-		// Maximum 16 gets 32 of 200 messages; from Mosquitto all 200). The
-		// stall also shows with Receive Maximum 65535 under -race (measured
-		// 2026-12-01); Mosquitto (MQTT_TEST_URL, and
-		// TestBrokerRestartMosquitto) covers MQTT 5 here.
-		t.Skip("mochi 2.7.9 stalls MQTT 5 subscribers at their Receive Maximum")
-	}
 	maxUnacked := 256
 	conf := fmt.Sprintf(`
 protocol_version: %q

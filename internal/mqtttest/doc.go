@@ -5,10 +5,11 @@
 // A Server listens on 127.0.0.1 (a free port unless WithAddr names one),
 // lets every client in unless a hook of its own takes over authentication
 // (WithHook), and can be stopped and started again on the same port, so a
-// test can see a broker restart. The broker handles one connection's packets
-// at a time (conns.go): that avoids a deadlock of mochi v2.7.9 on a client's
-// in-flight messages, and a race in its session take-over which loses QoS
-// 1/2 messages of persistent sessions. Stop does not wait for ever on mochi.
+// test can see a broker restart. Three mochi v2.7.9 faults are worked
+// around: a race in its session take-over which loses QoS 1/2 messages of
+// persistent sessions (guard.go); its MQTT 5 flow control, which strands
+// messages and can deadlock a client's in-flight messages (flow.go); and a
+// Close that can wait for ever (Stop in server.go, conns.go).
 // Sessions survive a restart only with a storage hook, such as the repaired
 // bolt store of package internal/mqtttest/boltstore (kept apart so that the
 // shipped binary, which runs the demo, does not link bbolt).

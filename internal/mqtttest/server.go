@@ -120,6 +120,14 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 		return errors.New("mqtttest: the broker is running")
 	}
 	srv := mochi.New(&mochi.Options{Logger: s.opts.logger, Capabilities: s.opts.caps})
+	// The guard first: it then holds the session write lock before any
+	// storage hook records the session.
+	if err := srv.AddHook(newSessionGuard(), nil); err != nil {
+		return fmt.Errorf("mqtttest: adding the session guard: %w", err)
+	}
+	if err := srv.AddHook(new(flowHook), nil); err != nil {
+		return fmt.Errorf("mqtttest: adding the flow hook: %w", err)
+	}
 	ownAuth := false
 	for _, newHook := range s.opts.hooks {
 		h, cfg := newHook()
