@@ -251,8 +251,9 @@ func (s *Server) Restart(extra ...listeners.Listener) error {
 	return s.Start(extra...)
 }
 
-// Close stops the broker (Stop, ignoring its error; NewTestServer's cleanup
-// reports it).
+// Close stops the broker, for a defer: it drops Stop's error (mochi left
+// behind after stopTimeout). Call Stop to see it; NewTestServer's cleanup
+// does.
 func (s *Server) Close() { _ = s.Stop() }
 
 // Inflight returns the broker's count of in-flight messages of a client id,
