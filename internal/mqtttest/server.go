@@ -34,6 +34,8 @@ type options struct {
 	logger *slog.Logger
 	caps   *mochi.Capabilities
 	hooks  []func() (mochi.Hook, any)
+	// stopTimeout bounds Stop once the connections were closed under mochi.
+	stopTimeout time.Duration
 }
 
 // WithAddr listens on addr (host:port) instead of 127.0.0.1:0.
@@ -45,6 +47,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithCapabilities sets mochi's capabilities (Receive Maximum, maximum QoS,
 // ...); nil keeps mochi's defaults.
 func WithCapabilities(c *mochi.Capabilities) Option { return func(o *options) { o.caps = c } }
+
+// WithStopTimeout sets how long Stop waits for mochi to return after it
+// closed the connections under it (default 10 s) before it gives up.
+func WithStopTimeout(d time.Duration) Option { return func(o *options) { o.stopTimeout = d } }
 
 // WithHook adds h, with its config, to the broker at every start (the same
 // hook object each time, so that what it records survives a restart). A hook
@@ -73,7 +79,7 @@ type Server struct {
 
 // NewServer starts a broker. Close it when done.
 func NewServer(opts ...Option) (*Server, error) {
-	o := options{addr: "127.0.0.1:0", logger: slog.New(slog.DiscardHandler)}
+	o := options{addr: "127.0.0.1:0", logger: slog.New(slog.DiscardHandler), stopTimeout: defaultStopTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -183,8 +189,8 @@ func (s *Server) Start(extra ...listeners.Listener) error {
 // connection to end); a client that is not reading, or a connection that
 // never sent CONNECT, would keep it waiting for ever, so after closeGrace the
 // connections are closed under it, again until it returns. Should mochi
-// still not return stopTimeout later (stuck on something other than a
-// connection), Stop gives up and returns an error naming where mochi waits;
+// still not return (stuck on something other than a connection) within
+// WithStopTimeout's time, Stop gives up and returns an error naming where mochi waits;
 // the broker counts as stopped and its goroutines are left behind.
 func (s *Server) Stop() error {
 	s.mu.Lock()
@@ -211,12 +217,12 @@ func (s *Server) Stop() error {
 		case <-grace.C:
 			conns.closeAll()
 			if giveUp == nil {
-				giveUp = time.After(stopTimeout)
+				giveUp = time.After(s.opts.stopTimeout)
 			}
 		case <-giveUp:
 			conns.closeAll()
 			return fmt.Errorf("mqtttest: mochi did not finish closing %s after its connections were closed; it waits in:\n%s",
-				stopTimeout, mochiStacks())
+				s.opts.stopTimeout, mochiStacks())
 		}
 	}
 }
@@ -224,9 +230,9 @@ func (s *Server) Stop() error {
 const (
 	// closeGrace is how long Stop lets mochi close its clients politely.
 	closeGrace = 500 * time.Millisecond
-	// stopTimeout is how long Stop waits for mochi after closing the
-	// connections under it.
-	stopTimeout = 10 * time.Second
+	// defaultStopTimeout is how long Stop waits for mochi after closing the
+	// connections under it, unless WithStopTimeout says otherwise.
+	defaultStopTimeout = 10 * time.Second
 )
 
 // mochiStacks returns the stacks of the goroutines that run mochi code, for
@@ -252,7 +258,7 @@ func (s *Server) Restart(extra ...listeners.Listener) error {
 }
 
 // Close stops the broker, for a defer: it drops Stop's error (mochi left
-// behind after stopTimeout). Call Stop to see it; NewTestServer's cleanup
+// behind). Call Stop to see it; NewTestServer's cleanup
 // does.
 func (s *Server) Close() { _ = s.Stop() }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,10 +166,13 @@ func TestStopDoesNotWaitForStuckClients(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := tc.stuck(t, mq)
-			stopped := make(chan struct{})
-			go func() { mq.Stop(); close(stopped) }()
+			stopped := make(chan error, 1)
+			go func() { stopped <- mq.Stop() }()
 			select {
-			case <-stopped:
+			case err := <-stopped:
+				if err != nil {
+					t.Fatalf("Stop: %v", err)
+				}
 			case <-time.After(10 * time.Second):
 				_ = c.Close() // unblock the broker so the test can end
 				<-stopped
@@ -176,6 +180,45 @@ func TestStopDoesNotWaitForStuckClients(t *testing.T) {
 			}
 			_ = c.Close()
 		})
+	}
+}
+
+// stuckHook keeps mochi from finishing with a client that disconnects until
+// release is closed.
+type stuckHook struct {
+	mochi.HookBase
+	release chan struct{}
+}
+
+func (h *stuckHook) ID() string { return "stuck" }
+
+func (h *stuckHook) Provides(b byte) bool { return b == mochi.OnDisconnect }
+
+func (h *stuckHook) OnDisconnect(*mochi.Client, error, bool) { <-h.release }
+
+// TestStopGivesUpOnAStuckBroker: when mochi is stuck on something other than
+// a connection, Stop returns an error naming where, after WithStopTimeout's
+// time, instead of waiting for ever.
+func TestStopGivesUpOnAStuckBroker(t *testing.T) {
+	h := &stuckHook{release: make(chan struct{})}
+	t.Cleanup(func() { close(h.release) }) // lets the left-behind goroutines end
+	mq, err := mqtttest.NewServer(mqtttest.WithHook(h, nil), mqtttest.WithStopTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustConnect(t, mq.URL(), "stuck", true, nil)
+	start := time.Now()
+	err = mq.Stop()
+	if err == nil {
+		t.Fatal("Stop returned no error although mochi was stuck")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Stop took %s", took)
+	}
+	for _, want := range []string{"mochi did not finish closing 300ms", "stuckHook).OnDisconnect"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("Stop's error does not say %q:\n%v", want, err)
+		}
 	}
 }
 
