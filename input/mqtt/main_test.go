@@ -33,7 +33,8 @@ func newPublisher(t testing.TB, url, clientID string, clean bool) *publisher {
 	t.Helper()
 	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetCleanSession(clean).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
-		SetMaxReconnectInterval(200 * time.Millisecond).SetKeepAlive(30 * time.Second).SetOrderMatters(false)
+		SetMaxReconnectInterval(200 * time.Millisecond).SetKeepAlive(30 * time.Second).SetOrderMatters(false).
+		SetStore(mqtttest.NewPahoStore())
 	c := paho.NewClient(o)
 	tok := c.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {

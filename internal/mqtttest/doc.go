@@ -16,7 +16,8 @@
 //
 // Besides the broker: ExternalURL (the broker of MQTT_TEST_URL, checked for
 // reachability), RunID (topic and client id prefixes unique per test run),
-// and Connect5 and Publisher5, an MQTT 5 client on paho.golang (the demo's
+// NewPahoStore (a message store for paho.mqtt.golang test clients that
+// reconnect), and Connect5 and Publisher5, an MQTT 5 client on paho.golang (the demo's
 // fleet connects with Connect5).
 //
 // The package does not import testing: NewTestServer takes the small TB

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/benthos-danube/benthos-danube/internal/mqtttest"
 )
 
 // Payload is the JSON body every harness message carries.
@@ -144,7 +146,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		SetConnectRetryInterval(250 * time.Millisecond).SetMaxReconnectInterval(time.Second).
 		SetKeepAlive(5 * time.Second).SetPingTimeout(3 * time.Second).
 		SetConnectTimeout(3 * time.Second).SetWriteTimeout(5 * time.Second).
-		SetOrderMatters(false).SetMessageChannelDepth(10000)
+		SetOrderMatters(false).SetMessageChannelDepth(10000).SetStore(mqtttest.NewPahoStore())
 	c := mqtt.NewClient(opts)
 	tok := c.Connect()
 	if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
