@@ -47,8 +47,8 @@ func (t *connTracker) quiesce() {
 	defer t.mu.Unlock()
 }
 
-// closeAll closes every connection still open and returns how many it closed.
-func (t *connTracker) closeAll() int {
+// closeAll closes every connection still open.
+func (t *connTracker) closeAll() {
 	t.mu.Lock()
 	open := make([]*trackedConn, 0, len(t.conns))
 	for c := range t.conns {
@@ -58,7 +58,6 @@ func (t *connTracker) closeAll() int {
 	for _, c := range open {
 		_ = c.Close()
 	}
-	return len(open)
 }
 
 // trackedConn leaves its tracker when closed.

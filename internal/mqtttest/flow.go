@@ -1,8 +1,6 @@
 package mqtttest
 
 import (
-	"bytes"
-
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -38,7 +36,7 @@ type flowHook struct {
 
 func (*flowHook) ID() string { return "mqtttest-flow" }
 
-func (*flowHook) Provides(b byte) bool { return bytes.Contains([]byte{mochi.OnConnect}, []byte{b}) }
+func (*flowHook) Provides(b byte) bool { return b == mochi.OnConnect }
 
 // OnConnect runs after mochi read the client's CONNECT properties and before
 // it sets the session up; a session taken over also gets the quota of
